@@ -1,0 +1,25 @@
+//! `basalt-schema`: collections, fields, rules and record validation.
+//!
+//! Key types: [`Collection`], [`Field`], [`FieldKind`], [`FieldError`].
+//! The serde shape of these types is PocketBase's collection JSON, which is both the
+//! wire format of `/api/collections` and the stored form in `_collections`.
+//!
+//! Invariants: pure (no I/O, no async, no driver); record values are
+//! `serde_json::Value`s normalized per field kind ([`Field::normalize`]) before they are
+//! validated ([`Field::validate`]) and bound by `basalt-sql`.
+
+mod collection;
+mod field;
+mod ids;
+mod record;
+mod system;
+mod time_fmt;
+mod validate;
+
+pub use collection::{AuthOptions, Collection, CollectionType, RuleKind, TokenConfig};
+pub use field::{Field, FieldKind};
+pub use ids::{collection_id, field_id, random_id, random_string};
+pub use record::{FieldError, FieldErrors};
+pub use system::{default_superusers, default_users, SUPERUSERS_ID, USERS_ID};
+pub use time_fmt::{format_datetime, now_datetime, parse_datetime};
+pub use validate::{IndexDef, SchemaLookup, parse_index, validate_collection};

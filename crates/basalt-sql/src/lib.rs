@@ -1,0 +1,8 @@
+//! `basalt-sql`: every piece of SQL text Basalt runs is produced here.
+//!
+//! Invariant: no I/O, no driver types. Values always travel as bound parameters;
+//! identifiers always come from the schema.
+
+mod query;
+
+pub use query::{Dialect, SqlQuery, Value};
