@@ -3,6 +3,8 @@
 //! Invariant: no I/O, no driver types. Values always travel as bound parameters;
 //! identifiers always come from the schema.
 
+pub mod ddl;
 mod query;
+pub mod record;
 
 pub use query::{Dialect, SqlQuery, Value};
