@@ -4,7 +4,7 @@
 //! failure. A backend runs all of them with [`conformance_tests!`](crate::conformance_tests),
 //! which expands to one `#[test]` per suite function, so the list of tests lives here only:
 //!
-//! ```ignore
+//! ```text
 //! struct Fresh { /* temp dir or database */ }
 //! impl basalt_store::suite::Harness for Fresh { /* ... */ }
 //! fn fresh() -> Fresh { /* ... */ }
@@ -92,7 +92,8 @@ fn exec(store: &dyn Store, text: &str, binds: Vec<Value>) -> Result<u64, StoreEr
 
 fn select(store: &dyn Store, text: &str, binds: Vec<Value>) -> Rows {
     let query = q(store, text, binds);
-    crate::read_blocking(store, move |conn| conn.query(&query)).expect("the suite's query must succeed")
+    crate::read_blocking(store, move |conn| conn.query(&query))
+        .expect("the suite's query must succeed")
 }
 
 fn count(store: &dyn Store, table: &str) -> i64 {
@@ -104,7 +105,9 @@ fn count(store: &dyn Store, table: &str) -> i64 {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime for the suite")
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime for the suite")
 }
 
 /// Submits every job at once (all queued before any finishes) and returns the results in
@@ -120,12 +123,16 @@ where
             let store = Arc::clone(store);
             set.spawn(async move { (idx, crate::write(&*store, job).await) });
         }
-        let mut results: Vec<Option<Result<T, StoreError>>> = (0..set.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Result<T, StoreError>>> =
+            (0..set.len()).map(|_| None).collect();
         while let Some(joined) = set.join_next().await {
             let (idx, res) = joined.expect("a suite task must not panic");
             results[idx] = Some(res);
         }
-        results.into_iter().map(|res| res.expect("every job reports")).collect()
+        results
+            .into_iter()
+            .map(|res| res.expect("every job reports"))
+            .collect()
     })
 }
 
@@ -143,9 +150,21 @@ pub fn round_trips_every_value_kind(store: Arc<dyn Store>) {
     let long_text = "x".repeat(100_000);
     let big_blob: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
     let cases: Vec<(bool, i64, f64, String, Vec<u8>)> = vec![
-        (true, i64::MAX, 1.5, "héllo wörld ✓ 🎉".to_owned(), vec![0, 1, 2, 255]),
+        (
+            true,
+            i64::MAX,
+            1.5,
+            "héllo wörld ✓ 🎉".to_owned(),
+            vec![0, 1, 2, 255],
+        ),
         (false, i64::MIN, -1e300, String::new(), Vec::new()),
-        (true, 0, f64::MIN_POSITIVE, "quote ' and \" and \\".to_owned(), vec![0]),
+        (
+            true,
+            0,
+            f64::MIN_POSITIVE,
+            "quote ' and \" and \\".to_owned(),
+            vec![0],
+        ),
         (false, -1, 0.1 + 0.2, long_text, big_blob),
     ];
     for (id, (flag, int, float, text, blob)) in cases.iter().enumerate() {
@@ -158,12 +177,21 @@ pub fn round_trips_every_value_kind(store: Arc<dyn Store>) {
             Value::Text(text.clone()),
             Value::Blob(blob.clone()),
         ];
-        let changed = exec(store, "INSERT INTO kinds VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", binds)
-            .expect("insert of every value kind");
+        let changed = exec(
+            store,
+            "INSERT INTO kinds VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            binds,
+        )
+        .expect("insert of every value kind");
         assert_eq!(changed, 1);
     }
     let rows = select(store, "SELECT * FROM kinds ORDER BY id", vec![]);
-    assert_eq!(rows.columns, ["id", "v_null", "v_bool", "v_int", "v_float", "v_text", "v_blob"]);
+    assert_eq!(
+        rows.columns,
+        [
+            "id", "v_null", "v_bool", "v_int", "v_float", "v_text", "v_blob"
+        ]
+    );
     assert_eq!(rows.rows.len(), cases.len());
     for (id, ((flag, int, float, text, blob), row)) in cases.iter().zip(&rows.rows).enumerate() {
         let expected_flag = match store.dialect() {
@@ -182,7 +210,11 @@ pub fn round_trips_every_value_kind(store: Arc<dyn Store>) {
         assert_eq!(row, &expected, "row {id}");
     }
     // A boolean bind compares equal to the stored boolean on both backends.
-    let rows = select(store, "SELECT id FROM kinds WHERE v_bool = ?1 ORDER BY id", vec![Value::Bool(true)]);
+    let rows = select(
+        store,
+        "SELECT id FROM kinds WHERE v_bool = ?1 ORDER BY id",
+        vec![Value::Bool(true)],
+    );
     assert_eq!(rows.rows, vec![vec![Value::Int(0)], vec![Value::Int(2)]]);
 }
 
@@ -196,15 +228,31 @@ pub fn reads_see_writes_once_write_returns(store: Arc<dyn Store>) {
         "CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)",
     );
     for id in 0..30i64 {
-        let insert = q(store, "INSERT INTO notes (id, body) VALUES (?1, ?2)", vec![Value::Int(id), text("n")]);
-        let probe = q(store, "SELECT COUNT(*) FROM notes WHERE id = ?1", vec![Value::Int(id)]);
+        let insert = q(
+            store,
+            "INSERT INTO notes (id, body) VALUES (?1, ?2)",
+            vec![Value::Int(id), text("n")],
+        );
+        let probe = q(
+            store,
+            "SELECT COUNT(*) FROM notes WHERE id = ?1",
+            vec![Value::Int(id)],
+        );
         let seen_inside = crate::write_blocking(store, move |conn| {
             conn.execute(&insert)?;
             conn.query(&probe)
         })
         .expect("insert");
-        assert_eq!(seen_inside.rows, vec![vec![Value::Int(1)]], "a job sees its own write");
-        assert_eq!(count(store, "notes"), id + 1, "a read after write {id} returned sees it");
+        assert_eq!(
+            seen_inside.rows,
+            vec![vec![Value::Int(1)]],
+            "a job sees its own write"
+        );
+        assert_eq!(
+            count(store, "notes"),
+            id + 1,
+            "a read after write {id} returned sees it"
+        );
     }
 }
 
@@ -224,10 +272,35 @@ pub fn execute_reports_changed_rows_and_query_reports_columns(store: Arc<dyn Sto
     )
     .expect("insert");
     assert_eq!(inserted, 3);
-    assert_eq!(changed(exec(store, "UPDATE tally SET grp = ?1 WHERE grp = ?2", vec![text("c"), text("a")])), 2);
-    assert_eq!(changed(exec(store, "DELETE FROM tally WHERE id = ?1", vec![Value::Int(3)])), 1);
-    assert_eq!(changed(exec(store, "DELETE FROM tally WHERE id = ?1", vec![Value::Int(3)])), 0);
-    let empty = select(store, "SELECT id, grp AS label FROM tally WHERE id > ?1", vec![Value::Int(100)]);
+    assert_eq!(
+        changed(exec(
+            store,
+            "UPDATE tally SET grp = ?1 WHERE grp = ?2",
+            vec![text("c"), text("a")]
+        )),
+        2
+    );
+    assert_eq!(
+        changed(exec(
+            store,
+            "DELETE FROM tally WHERE id = ?1",
+            vec![Value::Int(3)]
+        )),
+        1
+    );
+    assert_eq!(
+        changed(exec(
+            store,
+            "DELETE FROM tally WHERE id = ?1",
+            vec![Value::Int(3)]
+        )),
+        0
+    );
+    let empty = select(
+        store,
+        "SELECT id, grp AS label FROM tally WHERE id > ?1",
+        vec![Value::Int(100)],
+    );
     assert_eq!(empty.columns, ["id", "label"]);
     assert!(empty.rows.is_empty());
 }
@@ -251,18 +324,35 @@ pub fn unique_violation_reports_columns_or_index(store: Arc<dyn Store>) {
          UNIQUE (a, b)); CREATE UNIQUE INDEX idx_pairs_email ON pairs (lower(email));",
     );
     let insert = "INSERT INTO pairs (id, a, b, email) VALUES (?1, ?2, ?3, ?4)";
-    let row = |id: i64, a: &str, b: &str, email: &str| vec![Value::Int(id), text(a), text(b), text(email)];
-    assert_eq!(changed(exec(store, insert, row(1, "x", "y", "A@example.com"))), 1);
+    let row = |id: i64, a: &str, b: &str, email: &str| {
+        vec![Value::Int(id), text(a), text(b), text(email)]
+    };
+    assert_eq!(
+        changed(exec(store, insert, row(1, "x", "y", "A@example.com"))),
+        1
+    );
 
-    let error = expect_kind(exec(store, insert, row(2, "x", "y", "b@example.com")), ErrorKind::UniqueViolation);
+    let error = expect_kind(
+        exec(store, insert, row(2, "x", "y", "b@example.com")),
+        ErrorKind::UniqueViolation,
+    );
     assert_eq!(error.columns(), ["a", "b"], "{error}");
 
-    let error = expect_kind(exec(store, insert, row(1, "p", "q", "c@example.com")), ErrorKind::UniqueViolation);
+    let error = expect_kind(
+        exec(store, insert, row(1, "p", "q", "c@example.com")),
+        ErrorKind::UniqueViolation,
+    );
     assert_eq!(error.columns(), ["id"], "{error}");
 
-    let error = expect_kind(exec(store, insert, row(3, "p", "q", "a@EXAMPLE.com")), ErrorKind::UniqueViolation);
+    let error = expect_kind(
+        exec(store, insert, row(3, "p", "q", "a@EXAMPLE.com")),
+        ErrorKind::UniqueViolation,
+    );
     assert_eq!(error.constraint(), Some("idx_pairs_email"), "{error}");
-    assert!(error.columns().is_empty(), "an expression has no columns: {error}");
+    assert!(
+        error.columns().is_empty(),
+        "an expression has no columns: {error}"
+    );
 
     assert_eq!(count(store, "pairs"), 1);
 }
@@ -276,10 +366,18 @@ pub fn failed_jobs_do_not_undo_concurrent_jobs(store: Arc<dyn Store>) {
         "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
         "CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
     );
-    exec(&*store, "INSERT INTO items (id, name) VALUES (?1, ?2)", vec![Value::Int(0), text("taken")])
-        .expect("seed");
+    exec(
+        &*store,
+        "INSERT INTO items (id, name) VALUES (?1, ?2)",
+        vec![Value::Int(0), text("taken")],
+    )
+    .expect("seed");
     let insert = |id: i64, name: &str| {
-        q(&*store, "INSERT INTO items (id, name) VALUES (?1, ?2)", vec![Value::Int(id), text(name)])
+        q(
+            &*store,
+            "INSERT INTO items (id, name) VALUES (?1, ?2)",
+            vec![Value::Int(id), text(name)],
+        )
     };
     let jobs: Vec<_> = (1..=200i64)
         .map(|id| {
@@ -330,7 +428,11 @@ pub fn concurrent_increments_are_not_lost(store: Arc<dyn Store>) {
     );
     let jobs: Vec<_> = (0..100)
         .map(|_| {
-            let bump = q(&*store, "UPDATE counter SET n = n + 1 WHERE id = ?1", vec![Value::Int(1)]);
+            let bump = q(
+                &*store,
+                "UPDATE counter SET n = n + 1 WHERE id = ?1",
+                vec![Value::Int(1)],
+            );
             move |conn: &mut dyn Conn| conn.execute(&bump)
         })
         .collect();
@@ -351,7 +453,11 @@ pub fn panicking_job_fails_alone(store: Arc<dyn Store>) {
     );
     let jobs: Vec<_> = (0..20i64)
         .map(|id| {
-            let insert = q(&*store, "INSERT INTO events (id) VALUES (?1)", vec![Value::Int(id)]);
+            let insert = q(
+                &*store,
+                "INSERT INTO events (id) VALUES (?1)",
+                vec![Value::Int(id)],
+            );
             move |conn: &mut dyn Conn| {
                 let changed = conn.execute(&insert)?;
                 if id == 7 {
@@ -370,7 +476,14 @@ pub fn panicking_job_fails_alone(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(count(&*store, "events"), 19);
-    assert_eq!(changed(exec(&*store, "INSERT INTO events (id) VALUES (?1)", vec![Value::Int(7)])), 1);
+    assert_eq!(
+        changed(exec(
+            &*store,
+            "INSERT INTO events (id) VALUES (?1)",
+            vec![Value::Int(7)]
+        )),
+        1
+    );
     assert_eq!(count(&*store, "events"), 20);
 }
 
@@ -390,24 +503,67 @@ pub fn not_null_check_and_foreign_key_violations_are_mapped(store: Arc<dyn Store
          INSERT INTO parent (id) VALUES (1);",
     );
     let insert = "INSERT INTO child (id, parent_id, qty) VALUES (?1, ?2, ?3)";
-    let error = expect_kind(exec(store, insert, vec![Value::Int(1), Value::Int(1), Value::Null]), ErrorKind::NotNullViolation);
+    let error = expect_kind(
+        exec(
+            store,
+            insert,
+            vec![Value::Int(1), Value::Int(1), Value::Null],
+        ),
+        ErrorKind::NotNullViolation,
+    );
     assert_eq!(error.columns(), ["qty"], "{error}");
 
-    let error = expect_kind(exec(store, insert, vec![Value::Int(1), Value::Int(1), Value::Int(-1)]), ErrorKind::CheckViolation);
+    let error = expect_kind(
+        exec(
+            store,
+            insert,
+            vec![Value::Int(1), Value::Int(1), Value::Int(-1)],
+        ),
+        ErrorKind::CheckViolation,
+    );
     assert_eq!(error.constraint(), Some("qty_positive"), "{error}");
 
-    expect_kind(exec(store, insert, vec![Value::Int(1), Value::Int(999), Value::Int(1)]), ErrorKind::ForeignKeyViolation);
+    expect_kind(
+        exec(
+            store,
+            insert,
+            vec![Value::Int(1), Value::Int(999), Value::Int(1)],
+        ),
+        ErrorKind::ForeignKeyViolation,
+    );
 
-    assert_eq!(changed(exec(store, insert, vec![Value::Int(1), Value::Int(1), Value::Int(1)])), 1);
-    expect_kind(exec(store, "DELETE FROM parent WHERE id = ?1", vec![Value::Int(1)]), ErrorKind::ForeignKeyViolation);
+    assert_eq!(
+        changed(exec(
+            store,
+            insert,
+            vec![Value::Int(1), Value::Int(1), Value::Int(1)]
+        )),
+        1
+    );
+    expect_kind(
+        exec(
+            store,
+            "DELETE FROM parent WHERE id = ?1",
+            vec![Value::Int(1)],
+        ),
+        ErrorKind::ForeignKeyViolation,
+    );
     assert_eq!(count(store, "child"), 1);
 }
 
 /// A read job runs on a connection that refuses to write.
 pub fn read_jobs_cannot_write(store: Arc<dyn Store>) {
     let store = &*store;
-    ddl(store, "CREATE TABLE quiet (id INTEGER PRIMARY KEY)", "CREATE TABLE quiet (id BIGINT PRIMARY KEY)");
-    let insert = q(store, "INSERT INTO quiet (id) VALUES (?1)", vec![Value::Int(1)]);
+    ddl(
+        store,
+        "CREATE TABLE quiet (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE quiet (id BIGINT PRIMARY KEY)",
+    );
+    let insert = q(
+        store,
+        "INSERT INTO quiet (id) VALUES (?1)",
+        vec![Value::Int(1)],
+    );
     let res = crate::read_blocking(store, move |conn| conn.execute(&insert));
     assert!(res.is_err(), "a read job wrote: {res:?}");
     assert_eq!(count(store, "quiet"), 0);
@@ -433,22 +589,48 @@ impl WriteJob for Probe {
 /// `close` lets every queued job finish (and commit) before it returns; afterwards jobs
 /// fail with `Unavailable`, and closing again is harmless.
 pub fn close_finishes_queued_jobs_and_refuses_new_ones(store: Arc<dyn Store>) {
-    ddl(&*store, "CREATE TABLE queued (id INTEGER PRIMARY KEY)", "CREATE TABLE queued (id BIGINT PRIMARY KEY)");
+    ddl(
+        &*store,
+        "CREATE TABLE queued (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE queued (id BIGINT PRIMARY KEY)",
+    );
     let (done, results) = mpsc::channel();
     for id in 0..100i64 {
-        let query = q(&*store, "INSERT INTO queued (id) VALUES (?1)", vec![Value::Int(id)]);
+        let query = q(
+            &*store,
+            "INSERT INTO queued (id) VALUES (?1)",
+            vec![Value::Int(id)],
+        );
         let outcome = Err(StoreError::new(ErrorKind::Other, "never ran"));
-        store.submit_write(Box::new(Probe { query, done: done.clone(), outcome }));
+        store.submit_write(Box::new(Probe {
+            query,
+            done: done.clone(),
+            outcome,
+        }));
     }
     drop(done);
     store.close();
     let finished: Vec<_> = results.try_iter().collect();
-    assert_eq!(finished.len(), 100, "every queued job finished before close returned");
+    assert_eq!(
+        finished.len(),
+        100,
+        "every queued job finished before close returned"
+    );
     assert!(finished.iter().all(Result::is_ok), "{finished:?}");
 
-    let write = exec(&*store, "INSERT INTO queued (id) VALUES (?1)", vec![Value::Int(1000)]);
-    assert_eq!(write.map_err(|error| error.kind()), Err(ErrorKind::Unavailable));
+    let write = exec(
+        &*store,
+        "INSERT INTO queued (id) VALUES (?1)",
+        vec![Value::Int(1000)],
+    );
+    assert_eq!(
+        write.map_err(|error| error.kind()),
+        Err(ErrorKind::Unavailable)
+    );
     let read = crate::read_blocking(&*store, |conn| conn.query(&SqlQuery::new("SELECT 1")));
-    assert_eq!(read.map_err(|error| error.kind()), Err(ErrorKind::Unavailable));
+    assert_eq!(
+        read.map_err(|error| error.kind()),
+        Err(ErrorKind::Unavailable)
+    );
     store.close();
 }
