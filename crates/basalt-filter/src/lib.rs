@@ -8,6 +8,21 @@
 //! failure is a [`ParseError`] with an [`ErrorKind`], a byte [`Span`] and a message
 //! such as `unexpected token ")" at position 7, expected an operand`.
 //!
+//! ```
+//! use basalt_filter::{Limits, parse, parse_with};
+//!
+//! let expr = parse("status = 'active' && (views > 10 || tags:each ?= \"hot\")")?;
+//! assert_eq!(expr.to_string(), "status = 'active' && (views > 10 || tags:each ?= 'hot')");
+//! assert_eq!(parse(&expr.to_string())?.without_spans(), expr.without_spans());
+//!
+//! let err = parse_with("title = 'x' )", &Limits::client_filter()).unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     r#"unexpected token ")" at position 12, expected "&&", "||" or the end of the filter"#
+//! );
+//! # Ok::<(), basalt_filter::ParseError>(())
+//! ```
+//!
 //! # Grammar
 //!
 //! ```text
@@ -76,10 +91,18 @@
 //!
 //! # Printing
 //!
-//! `Display` on [`Expr`] writes the canonical form, and
-//! `parse(&expr.to_string())` gives back `expr` up to spans (compare with
-//! [`Expr::without_spans`]). See the `print` module notes for the two trees the
-//! parser never builds and the printer cannot write.
+//! `Display` on [`Expr`] writes the canonical form: one space around operators, `, `
+//! between call arguments, single quotes unless the text holds a `'` and no `"`, and
+//! parentheses only where the tree needs them (an `||` inside an `&&`, or a right
+//! operand that binds no tighter than its parent: `a && (b && c)` keeps its
+//! parentheses because the parser nests `a && b && c` the other way). Comments and
+//! redundant parentheses are dropped. `parse(&expr.to_string())` gives back `expr` up
+//! to spans (compare with [`Expr::without_spans`]).
+//!
+//! Three kinds of hand-built trees cannot be printed faithfully, and the parser never
+//! builds them: a `Text` ending in a backslash (see above), a one-segment `Path`
+//! spelled `true`, `false` or `null` in any case (it reads back as a literal), and a
+//! non-finite `Number`.
 
 #![warn(missing_docs)]
 

@@ -17,7 +17,7 @@
 /// caps. The tree's height also grows with the number of comparisons (`&&` chains are
 /// left-nested), and dropping, cloning or comparing a tree recurses over it, so keep
 /// `max_comparisons` in the thousands at most.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest accepted input in bytes, if any.
     pub max_len: Option<usize>,
