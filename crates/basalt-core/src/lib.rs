@@ -1,14 +1,24 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! `basalt-core`: the services behind PocketBase's API — records (rules enforced),
+//! collections (schema changes), auth (passwords, tokens), settings.
+//!
+//! Entry point: [`App`]. Knows no HTTP and no driver types: storage goes through
+//! `basalt_store::Store`, SQL text comes from `basalt_sql`.
+//!
+//! Invariants: a rule check and the write it guards run in the same transaction; a
+//! response is built only after the transaction has committed.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod app;
+mod auth;
+mod collections;
+mod error;
+mod records;
+mod rules;
+mod schema;
+mod settings;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use app::{App, AppConfig};
+pub use auth::{Auth, AuthResult, TokenType, issue_token};
+pub use collections::public_collection;
+pub use error::{CoreError, sentenize};
+pub use records::{ListParams, ListResult, RequestInfo, export_with};
+pub use schema::Schema;

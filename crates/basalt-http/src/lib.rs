@@ -1,14 +1,152 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! `basalt-http`: the thin axum layer speaking PocketBase's Web API.
+//!
+//! One module per resource, each with `router()`. Handlers extract typed input, call one
+//! service method on `basalt_core::App`, and map the result to PocketBase's JSON.
+//! Entry point: [`app`], used by the binary and by the tests.
+//!
+//! Invariants: no SQL and no storage types here; every error leaves through
+//! [`error::ApiError`] in PocketBase's `{status, message, data}` shape.
+
+mod auth;
+mod collections;
+pub mod error;
+mod extract;
+mod fields;
+mod health;
+mod records;
+mod settings;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use basalt_core::{App, CoreError};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+pub use error::ApiError;
+
+/// HTTP options fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Allowed CORS origins; empty = any (`*`).
+    pub origins: Vec<String>,
+    /// Default request body limit in bytes.
+    pub max_body: usize,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            origins: Vec::new(),
+            max_body: 32 << 20,
+        }
     }
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The services.
+    pub app: App,
+    /// HTTP options.
+    pub config: HttpConfig,
+}
+
+/// Builds the whole router.
+pub fn app(app: App, config: HttpConfig) -> Router {
+    let cors = cors_layer(&config.origins);
+    let max_body = config.max_body;
+    let state = AppState { app, config };
+    Router::new()
+        .merge(health::router())
+        .merge(settings::router())
+        .merge(collections::router())
+        .merge(records::router())
+        .merge(auth::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state)
+        .layer(middleware::from_fn(move |req, next| {
+            limit_body(req, next, max_body)
+        }))
+        .layer(middleware::from_fn(security_headers))
+        .layer(cors)
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let methods = [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::PATCH,
+        Method::POST,
+        Method::DELETE,
+    ];
+    let layer = CorsLayer::new()
+        .allow_methods(methods)
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+        .max_age(Duration::from_secs(86_400));
+    if origins.is_empty() || origins.iter().any(|o| o == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-xss-protection", "1; mode=block"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "SAMEORIGIN"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    response
+}
+
+/// Refuses bodies over the limit with 413 before any handler reads them.
+async fn limit_body(req: Request, next: Next, max_body: usize) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max_body) {
+        return ApiError(CoreError::TooLarge).into_response();
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, max_body).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(_) => ApiError(CoreError::TooLarge).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("File not found.")
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::not_found("The requested resource wasn't found.")
+}
+
+/// A 204 response.
+pub(crate) fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -93,7 +93,10 @@ pub struct TokenConfig {
 
 impl TokenConfig {
     fn new(duration: u64) -> TokenConfig {
-        TokenConfig { duration, secret: crate::random_string(50) }
+        TokenConfig {
+            duration,
+            secret: crate::random_string(50),
+        }
     }
 }
 
@@ -206,13 +209,21 @@ impl AuthOptions {
         self.password_auth
             .get("identityFields")
             .and_then(Json::as_array)
-            .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Whether password login is enabled.
     pub fn password_enabled(&self) -> bool {
-        self.password_auth.get("enabled").and_then(Json::as_bool).unwrap_or(false)
+        self.password_auth
+            .get("enabled")
+            .and_then(Json::as_bool)
+            .unwrap_or(false)
     }
 }
 
@@ -247,7 +258,9 @@ impl Collection {
 
     /// Finds a field by name, ignoring ASCII case.
     pub fn field_ci(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().find(|field| field.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|field| field.name.eq_ignore_ascii_case(name))
     }
 
     /// Whether this is an auth collection.
@@ -314,10 +327,18 @@ impl Collection {
             ),
             (
                 "email",
-                FieldKind::Email { required: true, except_domains: None, only_domains: None },
+                FieldKind::Email {
+                    required: true,
+                    except_domains: None,
+                    only_domains: None,
+                },
                 false,
             ),
-            ("emailVisibility", FieldKind::Bool { required: false }, false),
+            (
+                "emailVisibility",
+                FieldKind::Bool { required: false },
+                false,
+            ),
             ("verified", FieldKind::Bool { required: false }, false),
         ];
         let mut insert_at = 1;
@@ -336,12 +357,21 @@ impl Collection {
         }
         let table = &self.name;
         let token_index = format!("idx_tokenKey_{}", self.id);
-        if !self.indexes.iter().any(|index| index.contains(&token_index)) {
-            self.indexes
-                .push(format!("CREATE UNIQUE INDEX `{token_index}` ON `{table}` (`tokenKey`)"));
+        if !self
+            .indexes
+            .iter()
+            .any(|index| index.contains(&token_index))
+        {
+            self.indexes.push(format!(
+                "CREATE UNIQUE INDEX `{token_index}` ON `{table}` (`tokenKey`)"
+            ));
         }
         let email_index = format!("idx_email_{}", self.id);
-        if !self.indexes.iter().any(|index| index.contains(&email_index)) {
+        if !self
+            .indexes
+            .iter()
+            .any(|index| index.contains(&email_index))
+        {
             self.indexes.push(format!(
                 "CREATE UNIQUE INDEX `{email_index}` ON `{table}` (`email`) WHERE `email` != ''"
             ));

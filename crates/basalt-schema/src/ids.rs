@@ -54,6 +54,9 @@ mod tests {
     fn random_ids_have_the_default_shape() {
         let id = random_id();
         assert_eq!(id.len(), 15);
-        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
     }
 }

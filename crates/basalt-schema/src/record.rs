@@ -22,12 +22,20 @@ pub struct FieldError {
 impl FieldError {
     /// An error without parameters.
     pub fn new(code: &str, message: &str) -> FieldError {
-        FieldError { code: code.to_string(), message: message.to_string(), params: None }
+        FieldError {
+            code: code.to_string(),
+            message: message.to_string(),
+            params: None,
+        }
     }
 
     /// An error with parameters.
     pub fn with_params(code: &str, message: &str, params: Json) -> FieldError {
-        FieldError { code: code.to_string(), message: message.to_string(), params: Some(params) }
+        FieldError {
+            code: code.to_string(),
+            message: message.to_string(),
+            params: Some(params),
+        }
     }
 
     /// `validation_required` / "Cannot be blank."
@@ -104,7 +112,7 @@ fn to_bool(input: &Json) -> bool {
 }
 
 /// Turns a string or array input into a de-duplicated list of non-empty strings.
-pub(crate) fn to_list(input: &Json) -> Vec<String> {
+pub fn to_list(input: &Json) -> Vec<String> {
     let raw: Vec<String> = match input {
         Json::Null => Vec::new(),
         Json::Array(items) => items.iter().map(to_text).collect(),
@@ -134,9 +142,9 @@ fn to_json_value(input: &Json) -> Json {
     match input {
         Json::String(s) => {
             let trimmed = s.trim();
-            let looks_json = trimmed.starts_with(|c: char| {
-                c.is_ascii_digit() || matches!(c, '-' | '"' | '[' | '{')
-            }) || matches!(trimmed, "null" | "true" | "false");
+            let looks_json = trimmed
+                .starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '"' | '[' | '{'))
+                || matches!(trimmed, "null" | "true" | "false");
             if looks_json {
                 serde_json::from_str(trimmed).unwrap_or_else(|_| input.clone())
             } else {
@@ -177,7 +185,9 @@ impl Field {
             FieldKind::Bool { .. } => Json::Bool(to_bool(input)),
             FieldKind::Date { .. } | FieldKind::Autodate { .. } => match input {
                 Json::String(s) => Json::String(
-                    crate::parse_datetime(s).map(crate::format_datetime).unwrap_or_default(),
+                    crate::parse_datetime(s)
+                        .map(crate::format_datetime)
+                        .unwrap_or_default(),
                 ),
                 _ => json!(""),
             },
@@ -205,15 +215,30 @@ impl Field {
     /// Checks a normalized value against the field's options.
     pub fn validate(&self, value: &Json) -> Result<(), FieldError> {
         match &self.kind {
-            FieldKind::Text { required, min, max, pattern, .. } => {
+            FieldKind::Text {
+                required,
+                min,
+                max,
+                pattern,
+                ..
+            } => {
                 let text = value.as_str().unwrap_or_default();
                 validate_text(text, *required, *min, *max, pattern)
             }
             FieldKind::Password { .. } => Ok(()),
-            FieldKind::Number { required, min, max, only_int } => {
+            FieldKind::Number {
+                required,
+                min,
+                max,
+                only_int,
+            } => {
                 let number = value.as_f64().unwrap_or(0.0);
                 if number == 0.0 {
-                    return if *required { Err(FieldError::required()) } else { Ok(()) };
+                    return if *required {
+                        Err(FieldError::required())
+                    } else {
+                        Ok(())
+                    };
                 }
                 if *only_int && number.fract() != 0.0 {
                     return Err(FieldError::new(
@@ -243,10 +268,18 @@ impl Field {
                 }
                 Ok(())
             }
-            FieldKind::Email { required, except_domains, only_domains } => {
+            FieldKind::Email {
+                required,
+                except_domains,
+                only_domains,
+            } => {
                 let text = value.as_str().unwrap_or_default();
                 if text.is_empty() {
-                    return if *required { Err(FieldError::required()) } else { Ok(()) };
+                    return if *required {
+                        Err(FieldError::required())
+                    } else {
+                        Ok(())
+                    };
                 }
                 if !EMAIL.is_match(text) || text.len() > 255 {
                     return Err(FieldError::new(
@@ -257,22 +290,40 @@ impl Field {
                 let domain = text.rsplit('@').next().unwrap_or_default();
                 check_domain(domain, except_domains, only_domains, "email")
             }
-            FieldKind::Url { required, except_domains, only_domains } => {
+            FieldKind::Url {
+                required,
+                except_domains,
+                only_domains,
+            } => {
                 let text = value.as_str().unwrap_or_default();
                 if text.is_empty() {
-                    return if *required { Err(FieldError::required()) } else { Ok(()) };
+                    return if *required {
+                        Err(FieldError::required())
+                    } else {
+                        Ok(())
+                    };
                 }
                 let Some(host) = URL.captures(text).and_then(|c| c.name("host")) else {
                     return Err(FieldError::new("validation_is_url", "Must be a valid url."));
                 };
                 check_domain(host.as_str(), except_domains, only_domains, "url")
             }
-            FieldKind::Editor { required, max_size, .. } => {
+            FieldKind::Editor {
+                required, max_size, ..
+            } => {
                 let text = value.as_str().unwrap_or_default();
                 if text.is_empty() {
-                    return if *required { Err(FieldError::required()) } else { Ok(()) };
+                    return if *required {
+                        Err(FieldError::required())
+                    } else {
+                        Ok(())
+                    };
                 }
-                let limit = if *max_size == 0 { DEFAULT_EDITOR_MAX } else { *max_size };
+                let limit = if *max_size == 0 {
+                    DEFAULT_EDITOR_MAX
+                } else {
+                    *max_size
+                };
                 if text.len() as u64 > limit {
                     return Err(max_size_error(limit));
                 }
@@ -281,15 +332,27 @@ impl Field {
             FieldKind::Date { required, min, max } => {
                 let text = value.as_str().unwrap_or_default();
                 if text.is_empty() {
-                    return if *required { Err(FieldError::required()) } else { Ok(()) };
+                    return if *required {
+                        Err(FieldError::required())
+                    } else {
+                        Ok(())
+                    };
                 }
                 validate_date_range(text, min, max)
             }
             FieldKind::Autodate { .. } => Ok(()),
-            FieldKind::Select { required, values, max_select } => {
+            FieldKind::Select {
+                required,
+                values,
+                max_select,
+            } => {
                 let items = list_items(value);
                 if items.is_empty() {
-                    return if *required { Err(FieldError::required()) } else { Ok(()) };
+                    return if *required {
+                        Err(FieldError::required())
+                    } else {
+                        Ok(())
+                    };
                 }
                 for item in &items {
                     if !values.iter().any(|allowed| allowed == item) {
@@ -302,10 +365,19 @@ impl Field {
                 }
                 check_max_select(items.len(), *max_select)
             }
-            FieldKind::Relation { required, min_select, max_select, .. } => {
+            FieldKind::Relation {
+                required,
+                min_select,
+                max_select,
+                ..
+            } => {
                 let items = list_items(value);
                 if items.is_empty() {
-                    return if *required { Err(FieldError::required()) } else { Ok(()) };
+                    return if *required {
+                        Err(FieldError::required())
+                    } else {
+                        Ok(())
+                    };
                 }
                 if (items.len() as u64) < *min_select {
                     return Err(FieldError::with_params(
@@ -316,10 +388,18 @@ impl Field {
                 }
                 check_max_select(items.len(), *max_select)
             }
-            FieldKind::File { required, max_select, .. } => {
+            FieldKind::File {
+                required,
+                max_select,
+                ..
+            } => {
                 let items = list_items(value);
                 if items.is_empty() {
-                    return if *required { Err(FieldError::required()) } else { Ok(()) };
+                    return if *required {
+                        Err(FieldError::required())
+                    } else {
+                        Ok(())
+                    };
                 }
                 check_max_select(items.len(), *max_select)
             }
@@ -334,7 +414,11 @@ impl Field {
                 if *required && empty {
                     return Err(FieldError::required());
                 }
-                let limit = if *max_size == 0 { DEFAULT_JSON_MAX } else { *max_size };
+                let limit = if *max_size == 0 {
+                    DEFAULT_JSON_MAX
+                } else {
+                    *max_size
+                };
                 if value.to_string().len() as u64 > limit {
                     return Err(FieldError::with_params(
                         "validation_json_size_limit",
@@ -369,11 +453,22 @@ impl Field {
 
     /// Validates a plain password against the password field's options.
     pub fn validate_password(&self, plain: &str) -> Result<(), FieldError> {
-        let FieldKind::Password { required, min, max, pattern, .. } = &self.kind else {
+        let FieldKind::Password {
+            required,
+            min,
+            max,
+            pattern,
+            ..
+        } = &self.kind
+        else {
             return Ok(());
         };
         if plain.is_empty() {
-            return if *required { Err(FieldError::required()) } else { Ok(()) };
+            return if *required {
+                Err(FieldError::required())
+            } else {
+                Ok(())
+            };
         }
         if plain.len() > 72 {
             return Err(FieldError::with_params(
@@ -387,9 +482,19 @@ impl Field {
     }
 }
 
-fn validate_text(text: &str, required: bool, min: u64, max: u64, pattern: &str) -> Result<(), FieldError> {
+fn validate_text(
+    text: &str,
+    required: bool,
+    min: u64,
+    max: u64,
+    pattern: &str,
+) -> Result<(), FieldError> {
     if text.is_empty() {
-        return if required { Err(FieldError::required()) } else { Ok(()) };
+        return if required {
+            Err(FieldError::required())
+        } else {
+            Ok(())
+        };
     }
     let length = text.chars().count() as u64;
     if min > 0 && length < min {
@@ -408,9 +513,14 @@ fn validate_text(text: &str, required: bool, min: u64, max: u64, pattern: &str) 
         ));
     }
     if !pattern.is_empty() {
-        let matches = Regex::new(pattern).map(|re| re.is_match(text)).unwrap_or(false);
+        let matches = Regex::new(pattern)
+            .map(|re| re.is_match(text))
+            .unwrap_or(false);
         if !matches {
-            return Err(FieldError::new("validation_invalid_format", "Invalid value format."));
+            return Err(FieldError::new(
+                "validation_invalid_format",
+                "Invalid value format.",
+            ));
         }
     }
     Ok(())
@@ -418,7 +528,10 @@ fn validate_text(text: &str, required: bool, min: u64, max: u64, pattern: &str) 
 
 fn validate_date_range(text: &str, min: &str, max: &str) -> Result<(), FieldError> {
     let Some(at) = crate::parse_datetime(text) else {
-        return Err(FieldError::new("validation_invalid_date", "Must be a valid date."));
+        return Err(FieldError::new(
+            "validation_invalid_date",
+            "Must be a valid date.",
+        ));
     };
     if let Some(min) = crate::parse_datetime(min).filter(|min| at < *min) {
         return Err(FieldError::with_params(
@@ -439,7 +552,10 @@ fn validate_date_range(text: &str, min: &str, max: &str) -> Result<(), FieldErro
 
 fn list_items(value: &Json) -> Vec<String> {
     match value {
-        Json::Array(items) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Json::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         Json::String(s) if !s.is_empty() => vec![s.clone()],
         _ => Vec::new(),
     }
@@ -473,7 +589,8 @@ fn check_domain(
 ) -> Result<(), FieldError> {
     let domain = domain.to_ascii_lowercase();
     let listed = |list: &Option<Vec<String>>| {
-        list.as_ref().is_some_and(|items| items.iter().any(|d| d.eq_ignore_ascii_case(&domain)))
+        list.as_ref()
+            .is_some_and(|items| items.iter().any(|d| d.eq_ignore_ascii_case(&domain)))
     };
     let has_only = only.as_ref().is_some_and(|items| !items.is_empty());
     if listed(except) || (has_only && !listed(only)) {
@@ -496,7 +613,11 @@ mod tests {
     }
 
     fn check_norm(kind: Json, input: Json, expected: Json) {
-        assert_eq!(field(kind.clone()).normalize(&input), expected, "{kind} {input}");
+        assert_eq!(
+            field(kind.clone()).normalize(&input),
+            expected,
+            "{kind} {input}"
+        );
     }
 
     fn check_valid(kind: Json, value: Json, expected: Option<&str>) {
@@ -515,44 +636,144 @@ mod tests {
         check_norm(json!({"type":"bool"}), json!("true"), json!(true));
         check_norm(json!({"type":"bool"}), json!("1"), json!(true));
         check_norm(json!({"type":"bool"}), json!("nope"), json!(false));
-        check_norm(json!({"type":"select","maxSelect":1}), json!(["a","b"]), json!("b"));
-        check_norm(json!({"type":"select","maxSelect":3}), json!(["a","b","a",""]), json!(["a","b"]));
-        check_norm(json!({"type":"select","maxSelect":3}), json!("a"), json!(["a"]));
+        check_norm(
+            json!({"type":"select","maxSelect":1}),
+            json!(["a", "b"]),
+            json!("b"),
+        );
+        check_norm(
+            json!({"type":"select","maxSelect":3}),
+            json!(["a", "b", "a", ""]),
+            json!(["a", "b"]),
+        );
+        check_norm(
+            json!({"type":"select","maxSelect":3}),
+            json!("a"),
+            json!(["a"]),
+        );
         check_norm(json!({"type":"json"}), json!("[1,2]"), json!([1, 2]));
         check_norm(json!({"type":"json"}), json!("hello"), json!("hello"));
         check_norm(json!({"type":"json"}), json!("null"), json!(null));
-        check_norm(json!({"type":"date"}), json!("2024-01-02"), json!("2024-01-02 00:00:00.000Z"));
+        check_norm(
+            json!({"type":"date"}),
+            json!("2024-01-02"),
+            json!("2024-01-02 00:00:00.000Z"),
+        );
         check_norm(json!({"type":"date"}), json!(123), json!(""));
         check_norm(json!({"type":"date"}), json!("junk"), json!(""));
     }
 
     #[test]
     fn validation_codes() {
-        check_valid(json!({"type":"text","required":true}), json!(""), Some("validation_required"));
-        check_valid(json!({"type":"text","min":3}), json!("ab"), Some("validation_min_text_constraint"));
+        check_valid(
+            json!({"type":"text","required":true}),
+            json!(""),
+            Some("validation_required"),
+        );
+        check_valid(
+            json!({"type":"text","min":3}),
+            json!("ab"),
+            Some("validation_min_text_constraint"),
+        );
         check_valid(json!({"type":"text","min":3}), json!("abc"), None);
-        check_valid(json!({"type":"text","max":3}), json!("abcd"), Some("validation_max_text_constraint"));
+        check_valid(
+            json!({"type":"text","max":3}),
+            json!("abcd"),
+            Some("validation_max_text_constraint"),
+        );
         check_valid(json!({"type":"text","max":3}), json!("abc"), None);
-        check_valid(json!({"type":"text","pattern":"^a+$"}), json!("ab"), Some("validation_invalid_format"));
-        check_valid(json!({"type":"number","min":1,"max":5}), json!(6), Some("validation_max_number_constraint"));
+        check_valid(
+            json!({"type":"text","pattern":"^a+$"}),
+            json!("ab"),
+            Some("validation_invalid_format"),
+        );
+        check_valid(
+            json!({"type":"number","min":1,"max":5}),
+            json!(6),
+            Some("validation_max_number_constraint"),
+        );
         check_valid(json!({"type":"number","min":1,"max":5}), json!(5), None);
-        check_valid(json!({"type":"number","min":2}), json!(1), Some("validation_min_number_constraint"));
-        check_valid(json!({"type":"number","onlyInt":true}), json!(1.5), Some("validation_only_int_constraint"));
-        check_valid(json!({"type":"number","required":true}), json!(0), Some("validation_required"));
-        check_valid(json!({"type":"bool","required":true}), json!(false), Some("validation_required"));
-        check_valid(json!({"type":"email"}), json!("nope"), Some("validation_is_email"));
+        check_valid(
+            json!({"type":"number","min":2}),
+            json!(1),
+            Some("validation_min_number_constraint"),
+        );
+        check_valid(
+            json!({"type":"number","onlyInt":true}),
+            json!(1.5),
+            Some("validation_only_int_constraint"),
+        );
+        check_valid(
+            json!({"type":"number","required":true}),
+            json!(0),
+            Some("validation_required"),
+        );
+        check_valid(
+            json!({"type":"bool","required":true}),
+            json!(false),
+            Some("validation_required"),
+        );
+        check_valid(
+            json!({"type":"email"}),
+            json!("nope"),
+            Some("validation_is_email"),
+        );
         check_valid(json!({"type":"email"}), json!("a@b.co"), None);
-        check_valid(json!({"type":"email","onlyDomains":["x.io"]}), json!("a@b.co"), Some("validation_email_domain_not_allowed"));
-        check_valid(json!({"type":"url"}), json!("not a url"), Some("validation_is_url"));
-        check_valid(json!({"type":"url"}), json!("https://example.com/x?y=1"), None);
-        check_valid(json!({"type":"select","values":["a","b"],"maxSelect":1}), json!("c"), Some("validation_invalid_value"));
-        check_valid(json!({"type":"select","values":["a","b","c"],"maxSelect":2}), json!(["a","b","c"]), Some("validation_too_many_values"));
-        check_valid(json!({"type":"select","values":["a","b","c"],"maxSelect":2}), json!(["a","b"]), None);
-        check_valid(json!({"type":"relation","minSelect":2,"maxSelect":5}), json!(["a"]), Some("validation_not_enough_values"));
-        check_valid(json!({"type":"json","required":true}), json!("{}"), Some("validation_required"));
-        check_valid(json!({"type":"json","maxSize":5}), json!("[1,2,3,4]"), Some("validation_json_size_limit"));
-        check_valid(json!({"type":"geoPoint"}), json!({"lon":1,"lat":91}), Some("validation_invalid_latitude"));
-        check_valid(json!({"type":"date","min":"2024-01-01"}), json!("2023-12-31"), Some("validation_min_date_constraint"));
+        check_valid(
+            json!({"type":"email","onlyDomains":["x.io"]}),
+            json!("a@b.co"),
+            Some("validation_email_domain_not_allowed"),
+        );
+        check_valid(
+            json!({"type":"url"}),
+            json!("not a url"),
+            Some("validation_is_url"),
+        );
+        check_valid(
+            json!({"type":"url"}),
+            json!("https://example.com/x?y=1"),
+            None,
+        );
+        check_valid(
+            json!({"type":"select","values":["a","b"],"maxSelect":1}),
+            json!("c"),
+            Some("validation_invalid_value"),
+        );
+        check_valid(
+            json!({"type":"select","values":["a","b","c"],"maxSelect":2}),
+            json!(["a", "b", "c"]),
+            Some("validation_too_many_values"),
+        );
+        check_valid(
+            json!({"type":"select","values":["a","b","c"],"maxSelect":2}),
+            json!(["a", "b"]),
+            None,
+        );
+        check_valid(
+            json!({"type":"relation","minSelect":2,"maxSelect":5}),
+            json!(["a"]),
+            Some("validation_not_enough_values"),
+        );
+        check_valid(
+            json!({"type":"json","required":true}),
+            json!("{}"),
+            Some("validation_required"),
+        );
+        check_valid(
+            json!({"type":"json","maxSize":5}),
+            json!("[1,2,3,4]"),
+            Some("validation_json_size_limit"),
+        );
+        check_valid(
+            json!({"type":"geoPoint"}),
+            json!({"lon":1,"lat":91}),
+            Some("validation_invalid_latitude"),
+        );
+        check_valid(
+            json!({"type":"date","min":"2024-01-01"}),
+            json!("2023-12-31"),
+            Some("validation_min_date_constraint"),
+        );
     }
 
     #[test]
@@ -560,6 +781,12 @@ mod tests {
         let f = field(json!({"type":"password","min":8}));
         assert!(f.validate_password(&"a".repeat(71)).is_ok());
         assert!(f.validate_password(&"a".repeat(72)).is_err());
-        assert_eq!(f.validate_password("short").map_err(|e| e.code).err().as_deref(), Some("validation_min_text_constraint"));
+        assert_eq!(
+            f.validate_password("short")
+                .map_err(|e| e.code)
+                .err()
+                .as_deref(),
+            Some("validation_min_text_constraint")
+        );
     }
 }

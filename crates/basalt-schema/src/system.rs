@@ -9,7 +9,13 @@ pub const SUPERUSERS_ID: &str = "pbc_3142635823";
 pub const USERS_ID: &str = "_pb_users_auth_";
 
 fn autodate(name: &str, on_update: bool) -> Field {
-    Field::new(name, FieldKind::Autodate { on_create: true, on_update })
+    Field::new(
+        name,
+        FieldKind::Autodate {
+            on_create: true,
+            on_update,
+        },
+    )
 }
 
 fn created_updated(collection: &mut Collection) {
@@ -87,7 +93,11 @@ mod tests {
 
     #[test]
     fn auth_collections_get_their_system_fields_in_order() {
-        let names: Vec<_> = default_users().fields.iter().map(|f| f.name.clone()).collect();
+        let names: Vec<_> = default_users()
+            .fields
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
         assert_eq!(
             names,
             [

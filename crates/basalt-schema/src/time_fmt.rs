@@ -60,7 +60,11 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expected: Option<&str>) {
-        assert_eq!(parse_datetime(input).map(format_datetime).as_deref(), expected, "{input}");
+        assert_eq!(
+            parse_datetime(input).map(format_datetime).as_deref(),
+            expected,
+            "{input}"
+        );
     }
 
     #[test]
@@ -68,7 +72,10 @@ mod tests {
         check("2024-01-02 10:00:00.000Z", Some("2024-01-02 10:00:00.000Z"));
         check("2024-01-02 10:00:00.123Z", Some("2024-01-02 10:00:00.123Z"));
         check("2024-01-02T10:00:00Z", Some("2024-01-02 10:00:00.000Z"));
-        check("2024-01-02T10:00:00+02:00", Some("2024-01-02 08:00:00.000Z"));
+        check(
+            "2024-01-02T10:00:00+02:00",
+            Some("2024-01-02 08:00:00.000Z"),
+        );
         check("2024-01-02", Some("2024-01-02 00:00:00.000Z"));
         check("2024-01-02 10:00:00", Some("2024-01-02 10:00:00.000Z"));
         check("nonsense", None);

@@ -21,15 +21,21 @@ pub trait SchemaLookup {
     fn all(&self) -> Vec<&Collection>;
 }
 
-static NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\w+$").expect("static name regex"));
+static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\w+$").expect("static name regex"));
 static INDEX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?is)^\s*create\s+(unique\s+)?index\s+(if\s+not\s+exists\s+)?[`"\[]?(?P<name>\w+)[`"\]]?\s+on\s+[`"\[]?(?P<table>\w+)[`"\]]?\s*\((?P<cols>[^;]+?)\)\s*(where\s+(?P<where>[^;]+))?\s*;?\s*$"#)
         .expect("static index regex")
 });
 
-const RESERVED_FIELD_NAMES: &[&str] =
-    &["null", "true", "false", "_rowid_", "collectionid", "collectionname", "expand"];
+const RESERVED_FIELD_NAMES: &[&str] = &[
+    "null",
+    "true",
+    "false",
+    "_rowid_",
+    "collectionid",
+    "collectionname",
+    "expand",
+];
 
 fn error(code: &str, message: &str) -> Json {
     FieldError::new(code, message).to_json()
@@ -58,7 +64,8 @@ pub fn parse_index(sql: &str) -> Option<IndexDef> {
         .map(|col| {
             let col = col.trim();
             let bare = col.split_whitespace().next().unwrap_or(col);
-            bare.trim_matches(|c| c == '`' || c == '"' || c == '[' || c == ']').to_string()
+            bare.trim_matches(|c| c == '`' || c == '"' || c == '[' || c == ']')
+                .to_string()
         })
         .collect();
     Some(IndexDef {
@@ -79,129 +86,320 @@ pub fn validate_collection(
     let mut errors = BTreeMap::new();
     let name = &collection.name;
     if name.is_empty() {
-        errors.insert("name".into(), error("validation_required", "Cannot be blank."));
+        errors.insert(
+            "name".into(),
+            error("validation_required", "Cannot be blank."),
+        );
     } else if !NAME.is_match(name) || name.len() > 255 {
-        errors.insert("name".into(), error("validation_invalid_name", "Invalid collection name."));
+        errors.insert(
+            "name".into(),
+            error("validation_invalid_name", "Invalid collection name."),
+        );
     } else if name.contains("_via_") {
-        errors.insert("name".into(), error("validation_invalid_name", "The name must not contain \"_via_\"."));
+        errors.insert(
+            "name".into(),
+            error(
+                "validation_invalid_name",
+                "The name must not contain \"_via_\".",
+            ),
+        );
     } else if name.starts_with('_') && old.is_none() && !collection.system {
-        errors.insert("name".into(), error("validation_invalid_name", "The name must not start with an underscore."));
+        errors.insert(
+            "name".into(),
+            error(
+                "validation_invalid_name",
+                "The name must not start with an underscore.",
+            ),
+        );
     } else if let Some(other) = lookup.find(name) {
         if Some(other.id.as_str()) != old.map(|o| o.id.as_str()) && other.id != collection.id {
-            errors.insert("name".into(), error("validation_collection_name_exists", "Collection name must be unique (case insensitive)."));
+            errors.insert(
+                "name".into(),
+                error(
+                    "validation_collection_name_exists",
+                    "Collection name must be unique (case insensitive).",
+                ),
+            );
         }
     }
     if old.is_none() && !collection.id.is_empty() {
         let bad_id = !NAME.is_match(&collection.id) || collection.id.len() > 100;
         if bad_id {
             errors.insert("id".into(), error("validation_invalid_id", "Invalid id."));
-        } else if lookup.find(&collection.id).is_some_and(|c| c.id == collection.id) {
-            errors.insert("id".into(), error("validation_not_unique", "Value must be unique."));
+        } else if lookup
+            .find(&collection.id)
+            .is_some_and(|c| c.id == collection.id)
+        {
+            errors.insert(
+                "id".into(),
+                error("validation_not_unique", "Value must be unique."),
+            );
         }
     }
     if let Some(old) = old {
         if old.kind != collection.kind {
-            errors.insert("type".into(), error("validation_collection_type_change", "Collection type cannot be changed."));
+            errors.insert(
+                "type".into(),
+                error(
+                    "validation_collection_type_change",
+                    "Collection type cannot be changed.",
+                ),
+            );
         }
         if old.system && old.name != collection.name {
-            errors.insert("name".into(), error("validation_system_collection_name_change", "System collection name cannot be changed."));
+            errors.insert(
+                "name".into(),
+                error(
+                    "validation_system_collection_name_change",
+                    "System collection name cannot be changed.",
+                ),
+            );
         }
     }
     let field_errors = validate_fields(collection, old, lookup);
     if !field_errors.is_empty() {
-        errors.insert("fields".into(), Json::Object(field_errors.into_iter().collect()));
+        errors.insert(
+            "fields".into(),
+            Json::Object(field_errors.into_iter().collect()),
+        );
     }
     let index_errors = validate_indexes(collection, lookup);
     if !index_errors.is_empty() {
-        errors.insert("indexes".into(), Json::Object(index_errors.into_iter().collect()));
+        errors.insert(
+            "indexes".into(),
+            Json::Object(index_errors.into_iter().collect()),
+        );
     }
     if collection.kind == CollectionType::View {
-        for (key, rule) in [("createRule", &collection.create_rule), ("updateRule", &collection.update_rule), ("deleteRule", &collection.delete_rule)] {
+        for (key, rule) in [
+            ("createRule", &collection.create_rule),
+            ("updateRule", &collection.update_rule),
+            ("deleteRule", &collection.delete_rule),
+        ] {
             if rule.is_some() {
                 errors.insert(key.into(), error("validation_nil", "Must be null."));
             }
         }
-        if collection.view_query.as_deref().unwrap_or_default().trim().is_empty() {
-            errors.insert("viewQuery".into(), error("validation_required", "Cannot be blank."));
+        if collection
+            .view_query
+            .as_deref()
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+        {
+            errors.insert(
+                "viewQuery".into(),
+                error("validation_required", "Cannot be blank."),
+            );
         }
     }
     if let Some(auth) = &collection.auth {
         if auth.manage_rule.as_deref() == Some("") {
-            errors.insert("manageRule".into(), error("validation_nil_or_not_empty_required", "The rule must be either null or not empty."));
+            errors.insert(
+                "manageRule".into(),
+                error(
+                    "validation_nil_or_not_empty_required",
+                    "The rule must be either null or not empty.",
+                ),
+            );
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
-fn validate_fields(collection: &Collection, old: Option<&Collection>, lookup: &dyn SchemaLookup) -> BTreeMap<String, Json> {
+fn validate_fields(
+    collection: &Collection,
+    old: Option<&Collection>,
+    lookup: &dyn SchemaLookup,
+) -> BTreeMap<String, Json> {
     let mut errors = BTreeMap::new();
     let mut seen: Vec<String> = Vec::new();
     for (position, field) in collection.fields.iter().enumerate() {
         let mut field_errors = serde_json::Map::new();
         let lower = field.name.to_ascii_lowercase();
         if field.name.is_empty() {
-            field_errors.insert("name".into(), error("validation_required", "Cannot be blank."));
+            field_errors.insert(
+                "name".into(),
+                error("validation_required", "Cannot be blank."),
+            );
         } else if !NAME.is_match(&field.name) || field.name.len() > 100 {
-            field_errors.insert("name".into(), error("validation_invalid_name", "Invalid field name."));
-        } else if RESERVED_FIELD_NAMES.contains(&lower.as_str()) || field.name.contains("_via_")
-            || (collection.is_auth() && (field.name == "passwordConfirm" || field.name == "oldPassword"))
+            field_errors.insert(
+                "name".into(),
+                error("validation_invalid_name", "Invalid field name."),
+            );
+        } else if RESERVED_FIELD_NAMES.contains(&lower.as_str())
+            || field.name.contains("_via_")
+            || (collection.is_auth()
+                && (field.name == "passwordConfirm" || field.name == "oldPassword"))
         {
-            field_errors.insert("name".into(), error("validation_not_in_invalid_values", "The name is reserved."));
+            field_errors.insert(
+                "name".into(),
+                error("validation_not_in_invalid_values", "The name is reserved."),
+            );
         } else if seen.contains(&lower) {
-            field_errors.insert("name".into(), error("validation_duplicated_name", "Field name must be unique (case insensitive)."));
+            field_errors.insert(
+                "name".into(),
+                error(
+                    "validation_duplicated_name",
+                    "Field name must be unique (case insensitive).",
+                ),
+            );
         }
         seen.push(lower);
-        if let Some(previous) = old.and_then(|o| o.fields.iter().find(|f| !field.id.is_empty() && f.id == field.id)) {
+        if let Some(previous) = old.and_then(|o| {
+            o.fields
+                .iter()
+                .find(|f| !field.id.is_empty() && f.id == field.id)
+        }) {
             if previous.kind.type_name() != field.kind.type_name() {
-                field_errors.insert("type".into(), error("validation_field_type_change", "Field type cannot be changed."));
+                field_errors.insert(
+                    "type".into(),
+                    error(
+                        "validation_field_type_change",
+                        "Field type cannot be changed.",
+                    ),
+                );
             }
             if previous.system && previous.name != field.name {
-                field_errors.insert("name".into(), error("validation_system_field_change", "System field name cannot be changed."));
+                field_errors.insert(
+                    "name".into(),
+                    error(
+                        "validation_system_field_change",
+                        "System field name cannot be changed.",
+                    ),
+                );
             }
         }
         match &field.kind {
-            FieldKind::Select { values, max_select, .. } => {
+            FieldKind::Select {
+                values, max_select, ..
+            } => {
                 if values.is_empty() {
-                    field_errors.insert("values".into(), error("validation_required", "Cannot be blank."));
+                    field_errors.insert(
+                        "values".into(),
+                        error("validation_required", "Cannot be blank."),
+                    );
                 } else if *max_select as usize > values.len() {
-                    field_errors.insert("maxSelect".into(), error("validation_max_less_equal_than_required", "Must be no greater than the number of values."));
+                    field_errors.insert(
+                        "maxSelect".into(),
+                        error(
+                            "validation_max_less_equal_than_required",
+                            "Must be no greater than the number of values.",
+                        ),
+                    );
                 }
             }
-            FieldKind::Relation { collection_id, min_select, max_select, .. } => {
-                match lookup.find(collection_id).or_else(|| (collection_id == &collection.id).then_some(collection)) {
+            FieldKind::Relation {
+                collection_id,
+                min_select,
+                max_select,
+                ..
+            } => {
+                match lookup
+                    .find(collection_id)
+                    .or_else(|| (collection_id == &collection.id).then_some(collection))
+                {
                     None => {
-                        field_errors.insert("collectionId".into(), error("validation_missing_collection", "The relation collection doesn't exist."));
+                        field_errors.insert(
+                            "collectionId".into(),
+                            error(
+                                "validation_missing_collection",
+                                "The relation collection doesn't exist.",
+                            ),
+                        );
                     }
                     Some(target) if target.is_view() && !collection.is_view() => {
-                        field_errors.insert("collectionId".into(), error("validation_invalid_view_relation", "Non-view collections are not allowed to have a view relation."));
+                        field_errors.insert(
+                            "collectionId".into(),
+                            error(
+                                "validation_invalid_view_relation",
+                                "Non-view collections are not allowed to have a view relation.",
+                            ),
+                        );
                     }
                     Some(_) => {}
                 }
                 if *max_select > 0 && min_select > max_select {
-                    field_errors.insert("minSelect".into(), error("validation_min_greater_than_max", "Must be no greater than maxSelect."));
+                    field_errors.insert(
+                        "minSelect".into(),
+                        error(
+                            "validation_min_greater_than_max",
+                            "Must be no greater than maxSelect.",
+                        ),
+                    );
                 }
-                if let Some(previous) = old.and_then(|o| o.fields.iter().find(|f| f.id == field.id)) {
-                    if previous.relation_target().is_some_and(|t| t != collection_id) {
-                        field_errors.insert("collectionId".into(), error("validation_field_relation_change", "The relation collection cannot be changed."));
+                if let Some(previous) = old.and_then(|o| o.fields.iter().find(|f| f.id == field.id))
+                {
+                    if previous
+                        .relation_target()
+                        .is_some_and(|t| t != collection_id)
+                    {
+                        field_errors.insert(
+                            "collectionId".into(),
+                            error(
+                                "validation_field_relation_change",
+                                "The relation collection cannot be changed.",
+                            ),
+                        );
                     }
                 }
             }
-            FieldKind::Text { min, max, pattern, .. } => {
+            FieldKind::Text {
+                min, max, pattern, ..
+            } => {
                 if *max > 0 && min > max {
-                    field_errors.insert("min".into(), error("validation_min_greater_than_max", "Must be no greater than max."));
+                    field_errors.insert(
+                        "min".into(),
+                        error(
+                            "validation_min_greater_than_max",
+                            "Must be no greater than max.",
+                        ),
+                    );
                 }
                 if !pattern.is_empty() && Regex::new(pattern).is_err() {
-                    field_errors.insert("pattern".into(), error("validation_invalid_regex", "Invalid regular expression."));
+                    field_errors.insert(
+                        "pattern".into(),
+                        error("validation_invalid_regex", "Invalid regular expression."),
+                    );
                 }
             }
-            FieldKind::Number { min: Some(min), max: Some(max), .. } if min > max => {
-                field_errors.insert("min".into(), error("validation_min_greater_than_max", "Must be no greater than max."));
+            FieldKind::Number {
+                min: Some(min),
+                max: Some(max),
+                ..
+            } if min > max => {
+                field_errors.insert(
+                    "min".into(),
+                    error(
+                        "validation_min_greater_than_max",
+                        "Must be no greater than max.",
+                    ),
+                );
             }
-            FieldKind::Autodate { on_create: false, on_update: false } => {
-                field_errors.insert("onCreate".into(), error("validation_required", "Either onCreate or onUpdate must be enabled."));
+            FieldKind::Autodate {
+                on_create: false,
+                on_update: false,
+            } => {
+                field_errors.insert(
+                    "onCreate".into(),
+                    error(
+                        "validation_required",
+                        "Either onCreate or onUpdate must be enabled.",
+                    ),
+                );
             }
             FieldKind::Password { .. } if !collection.is_auth() => {
-                field_errors.insert("type".into(), error("validation_invalid_type", "Password fields are allowed only in auth collections."));
+                field_errors.insert(
+                    "type".into(),
+                    error(
+                        "validation_invalid_type",
+                        "Password fields are allowed only in auth collections.",
+                    ),
+                );
             }
             _ => {}
         }
@@ -211,7 +409,11 @@ fn validate_fields(collection: &Collection, old: Option<&Collection>, lookup: &d
     }
     if let Some(old) = old {
         for previous in old.fields.iter().filter(|f| f.system) {
-            if !collection.fields.iter().any(|f| f.id == previous.id || f.name == previous.name) {
+            if !collection
+                .fields
+                .iter()
+                .any(|f| f.id == previous.id || f.name == previous.name)
+            {
                 errors.insert(
                     collection.fields.len().to_string(),
                     json!({"name": error("validation_system_field_removal", "System fields cannot be removed.")}),
@@ -227,27 +429,55 @@ fn validate_indexes(collection: &Collection, lookup: &dyn SchemaLookup) -> BTree
     let mut names: Vec<String> = Vec::new();
     for (position, sql) in collection.indexes.iter().enumerate() {
         if collection.is_view() {
-            errors.insert(position.to_string(), error("validation_invalid_index", "View collections cannot have indexes."));
+            errors.insert(
+                position.to_string(),
+                error(
+                    "validation_invalid_index",
+                    "View collections cannot have indexes.",
+                ),
+            );
             continue;
         }
         let Some(index) = parse_index(sql) else {
-            errors.insert(position.to_string(), error("validation_invalid_index_expression", "Invalid CREATE INDEX expression."));
+            errors.insert(
+                position.to_string(),
+                error(
+                    "validation_invalid_index_expression",
+                    "Invalid CREATE INDEX expression.",
+                ),
+            );
             continue;
         };
         let lower = index.name.to_ascii_lowercase();
         let taken_elsewhere = lookup.all().into_iter().any(|other| {
             other.id != collection.id
-                && other.indexes.iter().filter_map(|s| parse_index(s)).any(|i| i.name.eq_ignore_ascii_case(&index.name))
+                && other
+                    .indexes
+                    .iter()
+                    .filter_map(|s| parse_index(s))
+                    .any(|i| i.name.eq_ignore_ascii_case(&index.name))
         });
         if names.contains(&lower) || taken_elsewhere {
-            errors.insert(position.to_string(), error("validation_existing_index_name", "The index name must be unique."));
+            errors.insert(
+                position.to_string(),
+                error(
+                    "validation_existing_index_name",
+                    "The index name must be unique.",
+                ),
+            );
             continue;
         }
         names.push(lower);
         for column in &index.columns {
             let plain = NAME.is_match(column);
             if plain && collection.field(column).is_none() {
-                errors.insert(position.to_string(), error("validation_invalid_index_column", "The index references an unknown column."));
+                errors.insert(
+                    position.to_string(),
+                    error(
+                        "validation_invalid_index_column",
+                        "The index references an unknown column.",
+                    ),
+                );
             }
         }
     }

@@ -1,3 +1,232 @@
-fn main() {
-    println!("Hello, world!");
+//! The `basalt` binary: PocketBase's CLI shape over Basalt's services.
+//!
+//! Only this crate reads arguments and the environment, and only it knows the storage
+//! backends. Everything below receives plain structs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use basalt_core::{App, AppConfig};
+use basalt_http::HttpConfig;
+use basalt_store::Store;
+use basalt_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Basalt: a PocketBase-compatible backend in one binary.
+#[derive(Parser)]
+#[command(name = "basalt", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SyncMode {
+    /// Every acknowledged write survives power loss (default).
+    Full,
+    /// Survives a process crash; the last commits may be lost on power loss.
+    Normal,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataArgs {
+    /// The data directory (created on first start).
+    #[arg(long, env = "BASALT_DIR", default_value = "./basalt_data")]
+    dir: PathBuf,
+    /// SQLite durability mode.
+    #[arg(long, value_enum, env = "BASALT_SYNCHRONOUS", default_value = "full")]
+    synchronous: SyncMode,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Starts the web server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "BASALT_HTTP", default_value = "127.0.0.1:8090")]
+        http: String,
+        /// Allowed CORS origins (comma separated); default any.
+        #[arg(long, env = "BASALT_ORIGINS", value_delimiter = ',')]
+        origins: Vec<String>,
+        /// Request body limit in bytes.
+        #[arg(long, env = "BASALT_MAX_BODY", default_value_t = 32 << 20)]
+        max_body: usize,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Manages superusers.
+    Superuser {
+        #[command(subcommand)]
+        action: SuperuserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SuperuserAction {
+    /// Creates the superuser, or sets its password if it exists.
+    Upsert {
+        email: String,
+        password: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Creates a new superuser.
+    Create {
+        email: String,
+        password: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Changes an existing superuser's password.
+    Update {
+        email: String,
+        password: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Deletes a superuser.
+    Delete {
+        email: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+fn open_store(data: &DataArgs) -> Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(&data.dir)
+        .with_context(|| format!("creating data dir {}", data.dir.display()))?;
+    let options = SqliteOptions {
+        synchronous: match data.synchronous {
+            SyncMode::Full => Synchronous::Full,
+            SyncMode::Normal => Synchronous::Normal,
+        },
+        ..SqliteOptions::default()
+    };
+    let path = data.dir.join("data.db");
+    let store = SqliteStore::open(Path::new(&path), options)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BASALT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    match cli.command {
+        Command::Serve {
+            http,
+            origins,
+            max_body,
+            data,
+        } => runtime.block_on(serve(http, origins, max_body, data)),
+        Command::Superuser { action } => runtime.block_on(superuser(action)),
+    }
+}
+
+async fn superuser(action: SuperuserAction) -> Result<()> {
+    let (email, password, data, create, update) = match action {
+        SuperuserAction::Upsert {
+            email,
+            password,
+            data,
+        } => (email, Some(password), data, true, true),
+        SuperuserAction::Create {
+            email,
+            password,
+            data,
+        } => (email, Some(password), data, true, false),
+        SuperuserAction::Update {
+            email,
+            password,
+            data,
+        } => (email, Some(password), data, false, true),
+        SuperuserAction::Delete { email, data } => (email, None, data, false, false),
+    };
+    let store = open_store(&data)?;
+    let app = App::open(store, AppConfig::default())
+        .await
+        .context("opening the app")?;
+    let outcome = match password {
+        Some(password) => {
+            let collection = app
+                .collection(basalt_schema::SUPERUSERS_ID)
+                .context("missing _superusers")?;
+            app.upsert_auth_record(collection, &email, &password, create, update)
+                .await
+                .map(|_| ())
+        }
+        None => app.superuser_delete(&email).await,
+    };
+    app.close();
+    match outcome {
+        Ok(()) => {
+            println!("Successfully saved superuser \"{email}\".");
+            Ok(())
+        }
+        Err(error) => bail!("{}", error.body()["message"].as_str().unwrap_or("failed")),
+    }
+}
+
+async fn serve(http: String, origins: Vec<String>, max_body: usize, data: DataArgs) -> Result<()> {
+    let store = open_store(&data)?;
+    let app = App::open(store, AppConfig::default())
+        .await
+        .context("opening the app")?;
+    let addr: SocketAddr = http
+        .parse()
+        .with_context(|| format!("invalid --http address {http}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("Server started at http://{local}");
+    println!("├─ REST API:  http://{local}/api/");
+    let router = basalt_http::app(app.clone(), HttpConfig { origins, max_body });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    app.close();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
 }

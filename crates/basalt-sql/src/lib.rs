@@ -3,6 +3,7 @@
 //! Invariant: no I/O, no driver types. Values always travel as bound parameters;
 //! identifiers always come from the schema.
 
+pub mod compile;
 pub mod ddl;
 mod query;
 pub mod record;

@@ -1,0 +1,161 @@
+//! `App`: the service façade the HTTP layer and the CLI call.
+
+use std::sync::Arc;
+
+use basalt_schema::{Collection, default_superusers, default_users, now_datetime};
+use basalt_sql::{SqlQuery, Value, ddl};
+use basalt_store::{Conn, Store};
+use parking_lot::RwLock;
+use serde_json::Value as Json;
+use tokio::sync::Semaphore;
+
+use crate::error::CoreError;
+use crate::schema::{self, Schema};
+use crate::settings;
+
+/// Options fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// How many bcrypt hashes may run at once (protects other requests from login bursts).
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            max_concurrent_hashes: 2,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) schema: RwLock<Arc<Schema>>,
+    pub(crate) settings: RwLock<Arc<Json>>,
+    pub(crate) hashing: Semaphore,
+    pub(crate) rules: crate::rules::RuleCache,
+}
+
+/// The application: storage plus the cached schema and settings. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl App {
+    /// Opens the app on a store: creates system tables and default collections on first
+    /// start, then loads the schema and settings.
+    pub async fn open(store: Arc<dyn Store>, config: AppConfig) -> Result<App, CoreError> {
+        let (collections, settings_value) = basalt_store::write(store.as_ref(), bootstrap).await?;
+        Ok(App::from_parts(store, config, collections, settings_value))
+    }
+
+    /// Blocking variant of [`App::open`] for CLI commands.
+    pub fn open_blocking(store: Arc<dyn Store>, config: AppConfig) -> Result<App, CoreError> {
+        let (collections, settings_value) =
+            basalt_store::write_blocking(store.as_ref(), bootstrap)?;
+        Ok(App::from_parts(store, config, collections, settings_value))
+    }
+
+    fn from_parts(
+        store: Arc<dyn Store>,
+        config: AppConfig,
+        collections: Vec<Collection>,
+        settings_value: Json,
+    ) -> App {
+        let schema = Schema {
+            version: 1,
+            collections: collections.into_iter().map(Arc::new).collect(),
+        };
+        App {
+            inner: Arc::new(Inner {
+                store,
+                schema: RwLock::new(Arc::new(schema)),
+                settings: RwLock::new(Arc::new(settings_value)),
+                hashing: Semaphore::new(config.max_concurrent_hashes.max(1)),
+                rules: crate::rules::RuleCache::default(),
+            }),
+        }
+    }
+
+    /// The storage backend.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The current schema snapshot.
+    pub fn schema(&self) -> Arc<Schema> {
+        self.inner.schema.read().clone()
+    }
+
+    /// Finds a collection by name or id.
+    pub fn collection(&self, name_or_id: &str) -> Option<Arc<Collection>> {
+        self.schema().get(name_or_id).cloned()
+    }
+
+    /// Reloads the schema from storage (after a schema change commits).
+    pub async fn reload_schema(&self) -> Result<(), CoreError> {
+        let collections = basalt_store::read(self.inner.store.as_ref(), |conn: &mut dyn Conn| {
+            schema::load_all(conn)
+        })
+        .await?;
+        self.install_schema(collections);
+        Ok(())
+    }
+
+    pub(crate) fn install_schema(&self, collections: Vec<Collection>) {
+        let mut guard = self.inner.schema.write();
+        let version = guard.version + 1;
+        *guard = Arc::new(Schema {
+            version,
+            collections: collections.into_iter().map(Arc::new).collect(),
+        });
+    }
+
+    /// Closes the storage backend after queued work finishes.
+    pub fn close(&self) {
+        self.inner.store.close();
+    }
+}
+
+fn bootstrap(conn: &mut dyn Conn) -> Result<(Vec<Collection>, Json), CoreError> {
+    let dialect = conn.dialect();
+    for statement in ddl::system_tables(dialect) {
+        conn.execute_batch(&statement)?;
+    }
+    let mut collections = schema::load_all(conn)?;
+    if collections.is_empty() {
+        for mut collection in [default_superusers(), default_users()] {
+            let now = now_datetime();
+            collection.created = now.clone();
+            collection.updated = now;
+            for statement in ddl::create_collection(&collection, dialect) {
+                conn.execute_batch(&statement)?;
+            }
+            schema::insert(conn, &collection)?;
+            collections.push(collection);
+        }
+    }
+    let existing = conn.query(&SqlQuery::with_binds(
+        format!(
+            "SELECT \"value\" FROM \"_params\" WHERE \"id\" = {}",
+            dialect.placeholder(1)
+        ),
+        vec![Value::Text("settings".into())],
+    ))?;
+    let stored = existing
+        .rows
+        .first()
+        .and_then(|row| row.first())
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let settings_value = match stored {
+        Some(text) => settings::merge_defaults(serde_json::from_str(&text).unwrap_or(Json::Null)),
+        None => {
+            let value = settings::defaults();
+            settings::save(conn, &value, true)?;
+            value
+        }
+    };
+    Ok((collections, settings_value))
+}

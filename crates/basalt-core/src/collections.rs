@@ -1,0 +1,453 @@
+//! The collections service: schema changes applied to the table and to `_collections`
+//! in one transaction, then the in-memory schema is reloaded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use basalt_schema::{Collection, CollectionType, Field, now_datetime, validate_collection};
+use basalt_sql::ddl;
+use basalt_store::Conn;
+use serde_json::{Map, Value as Json, json};
+
+use crate::app::App;
+use crate::error::CoreError;
+use crate::schema::{self, CollectionList};
+
+/// Removes write-only secrets from a collection's JSON.
+pub fn public_collection(collection: &Collection) -> Json {
+    let mut value = serde_json::to_value(collection).unwrap_or(Json::Null);
+    if let Some(object) = value.as_object_mut() {
+        for key in [
+            "authToken",
+            "passwordResetToken",
+            "emailChangeToken",
+            "verificationToken",
+            "fileToken",
+        ] {
+            if let Some(config) = object.get_mut(key).and_then(Json::as_object_mut) {
+                config.remove("secret");
+            }
+        }
+        if let Some(providers) = object
+            .get_mut("oauth2")
+            .and_then(|o| o.get_mut("providers"))
+            .and_then(Json::as_array_mut)
+        {
+            for provider in providers {
+                if let Some(p) = provider.as_object_mut() {
+                    p.remove("clientSecret");
+                }
+            }
+        }
+    }
+    value
+}
+
+fn rule_keys() -> [&'static str; 5] {
+    [
+        "listRule",
+        "viewRule",
+        "createRule",
+        "updateRule",
+        "deleteRule",
+    ]
+}
+
+/// Fills in field ids (`type` + crc32(name), suffixed when taken) for fields without one.
+fn assign_field_ids(collection: &mut Collection) {
+    let mut taken: Vec<String> = collection
+        .fields
+        .iter()
+        .map(|f| f.id.clone())
+        .filter(|id| !id.is_empty())
+        .collect();
+    for field in &mut collection.fields {
+        if field.id.is_empty() {
+            let base = basalt_schema::field_id(field.kind.type_name(), &field.name);
+            let mut candidate = base.clone();
+            let mut n = 2;
+            while taken.contains(&candidate) {
+                candidate = format!("{base}{n}");
+                n += 1;
+            }
+            taken.push(candidate.clone());
+            field.id = candidate;
+        }
+    }
+}
+
+fn parse_collection(value: Json) -> Result<Collection, CoreError> {
+    serde_json::from_value::<Collection>(value).map_err(|error| {
+        CoreError::invalid("Failed to load the submitted data due to invalid formatting.", BTreeMap::from([("_".to_string(), json!({"code": "validation_invalid_format", "message": sentence(&error.to_string())}))]))
+    })
+}
+
+fn sentence(text: &str) -> String {
+    crate::error::sentenize(text.split(" at line").next().unwrap_or(text))
+}
+
+impl App {
+    /// Every collection, for `GET /api/collections`.
+    pub fn collections(&self) -> Vec<Arc<Collection>> {
+        self.schema().collections.clone()
+    }
+
+    /// `POST /api/collections`.
+    pub async fn create_collection(&self, input: Json) -> Result<Json, CoreError> {
+        let Json::Object(mut object) = input else {
+            return Err(CoreError::bad_request("Failed to create collection."));
+        };
+        let kind = object
+            .get("type")
+            .and_then(Json::as_str)
+            .unwrap_or("base")
+            .to_string();
+        object.entry("type").or_insert(json!("base"));
+        if kind == "view" {
+            return Err(CoreError::invalid(
+                "Failed to create collection.",
+                BTreeMap::from([(
+                    "type".to_string(),
+                    json!({"code": "validation_unsupported_type", "message": "View collections are not supported yet."}),
+                )]),
+            ));
+        }
+        if !matches!(kind.as_str(), "base" | "auth") {
+            return Err(CoreError::invalid(
+                "Failed to create collection.",
+                BTreeMap::from([(
+                    "type".to_string(),
+                    json!({"code": "validation_in_invalid", "message": "Must be a valid value."}),
+                )]),
+            ));
+        }
+        if kind == "auth" {
+            let defaults = serde_json::to_value(basalt_schema::AuthOptions::new_default())
+                .unwrap_or(json!({}));
+            if let Json::Object(defaults) = defaults {
+                for (key, value) in defaults {
+                    object.entry(key).or_insert(value);
+                }
+            }
+        }
+        let mut collection = parse_collection(Json::Object(object))?;
+        if collection.id.is_empty() {
+            collection.id =
+                basalt_schema::collection_id(collection.kind.as_str(), &collection.name);
+        }
+        collection.system = false;
+        collection.ensure_system_fields();
+        assign_field_ids(&mut collection);
+        let now = now_datetime();
+        collection.created = now.clone();
+        collection.updated = now;
+        let saved = self
+            .save_collection(collection, None, "Failed to create collection.")
+            .await?;
+        Ok(public_collection(&saved))
+    }
+
+    /// `PATCH /api/collections/{c}`.
+    pub async fn update_collection(
+        &self,
+        name_or_id: &str,
+        patch: Json,
+    ) -> Result<Json, CoreError> {
+        let old = self
+            .collection(name_or_id)
+            .ok_or_else(CoreError::not_found)?;
+        let Json::Object(patch) = patch else {
+            return Err(CoreError::bad_request("Failed to update collection."));
+        };
+        let mut merged = serde_json::to_value(old.as_ref()).map_err(CoreError::internal)?;
+        if let Some(object) = merged.as_object_mut() {
+            for (key, value) in patch {
+                if key == "id" || key == "created" || key == "updated" {
+                    continue;
+                }
+                if old.system && rule_keys().contains(&key.as_str()) {
+                    continue;
+                }
+                if key == "fields" {
+                    object.insert(key, merge_fields(&old, value));
+                } else if let (Some(Json::Object(existing)), Json::Object(incoming)) =
+                    (object.get_mut(&key), &value)
+                {
+                    for (k, v) in incoming {
+                        existing.insert(k.clone(), v.clone());
+                    }
+                } else {
+                    object.insert(key, value);
+                }
+            }
+        }
+        let mut collection = parse_collection(merged)?;
+        collection.id = old.id.clone();
+        collection.system = old.system;
+        collection.created = old.created.clone();
+        collection.updated = now_datetime();
+        collection.ensure_system_fields();
+        assign_field_ids(&mut collection);
+        let saved = self
+            .save_collection(collection, Some(old), "Failed to update collection.")
+            .await?;
+        Ok(public_collection(&saved))
+    }
+
+    async fn save_collection(
+        &self,
+        collection: Collection,
+        old: Option<Arc<Collection>>,
+        message: &'static str,
+    ) -> Result<Collection, CoreError> {
+        let app = self.clone();
+        let saved = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            let dialect = conn.dialect();
+            let mut all = schema::load_all(conn)?;
+            let stored_old = old.as_ref().and_then(|o| all.iter().find(|c| c.id == o.id).cloned());
+            if old.is_some() && stored_old.is_none() {
+                return Err(CoreError::not_found());
+            }
+            all.retain(|c| Some(&c.id) != stored_old.as_ref().map(|o| &o.id));
+            let lookup = CollectionList(all);
+            let mut errors = match validate_collection(&collection, stored_old.as_ref(), &lookup) {
+                Ok(()) => BTreeMap::new(),
+                Err(errors) => errors,
+            };
+            for (position, index) in collection.indexes.iter().enumerate() {
+                if !ddl::index_is_supported(&collection, index) {
+                    let entry = errors.entry("indexes".to_string()).or_insert_with(|| json!({}));
+                    entry[position.to_string()] = json!({"code": "validation_invalid_index_expression", "message": "Only plain column indexes (optionally COLLATE NOCASE, DESC, and WHERE col != '') are supported."});
+                }
+            }
+            let mut with_new = lookup.0.clone();
+            with_new.push(collection.clone());
+            let with_new = CollectionList(with_new);
+            for (key, rule) in rule_keys().into_iter().zip([&collection.list_rule, &collection.view_rule, &collection.create_rule, &collection.update_rule, &collection.delete_rule]) {
+                if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty()) {
+                    if let Err(error) = crate::rules::validate_rule(&app, &with_new, &collection, rule) {
+                        errors.insert(key.to_string(), json!({"code": "validation_invalid_rule", "message": crate::error::sentenize(&format!("Invalid rule. Raw error: {error}"))}));
+                    }
+                }
+            }
+            if let Some(auth) = &collection.auth {
+                for (key, rule) in [("authRule", &auth.auth_rule), ("manageRule", &auth.manage_rule)] {
+                    if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty()) {
+                        if let Err(error) = crate::rules::validate_rule(&app, &with_new, &collection, rule) {
+                            errors.insert(key.to_string(), json!({"code": "validation_invalid_rule", "message": crate::error::sentenize(&format!("Invalid rule. Raw error: {error}"))}));
+                        }
+                    }
+                }
+            }
+            if !errors.is_empty() {
+                return Err(CoreError::invalid(message, errors));
+            }
+            let statements = match (&stored_old, collection.kind) {
+                (_, CollectionType::View) => view_statements(stored_old.as_ref(), &collection, dialect),
+                (None, _) => ddl::create_collection(&collection, dialect),
+                (Some(previous), _) => ddl::migrate_collection(previous, &collection, dialect),
+            };
+            for statement in statements {
+                conn.execute_batch(&statement).map_err(|error| {
+                    CoreError::invalid(message, BTreeMap::from([("_".to_string(), json!({"code": "validation_schema_apply", "message": "Failed to apply the schema change."}))])).with_log(error)
+                })?;
+            }
+            if stored_old.is_some() {
+                schema::update(conn, &collection)?;
+            } else {
+                schema::insert(conn, &collection)?;
+            }
+            let reloaded = schema::load_all(conn)?;
+            Ok((collection, reloaded))
+        })
+        .await?;
+        let (collection, all) = saved;
+        self.install_schema(all);
+        Ok(collection)
+    }
+
+    /// `DELETE /api/collections/{c}`.
+    pub async fn delete_collection(&self, name_or_id: &str) -> Result<(), CoreError> {
+        let target = self
+            .collection(name_or_id)
+            .ok_or_else(CoreError::not_found)?;
+        if target.system {
+            return Err(CoreError::bad_request(
+                "Failed to delete collection due to system collection.",
+            ));
+        }
+        let referencing: Vec<String> = self
+            .schema()
+            .collections
+            .iter()
+            .filter(|c| {
+                c.id != target.id
+                    && c.fields
+                        .iter()
+                        .any(|f| f.relation_target() == Some(target.id.as_str()))
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        if !referencing.is_empty() {
+            return Err(CoreError::bad_request(&format!(
+                "Failed to delete collection probably due to existing reference in {}.",
+                referencing.join(", ")
+            )));
+        }
+        let all = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            for statement in ddl::drop_collection(&target, conn.dialect()) {
+                conn.execute_batch(&statement)?;
+            }
+            schema::delete(conn, &target.id)?;
+            schema::load_all(conn)
+        })
+        .await?;
+        self.install_schema(all);
+        Ok(())
+    }
+
+    /// `DELETE /api/collections/{c}/truncate`.
+    pub async fn truncate_collection(&self, name_or_id: &str) -> Result<(), CoreError> {
+        let target = self
+            .collection(name_or_id)
+            .ok_or_else(CoreError::not_found)?;
+        if target.is_view() {
+            return Err(CoreError::bad_request(
+                "View collections cannot be truncated.",
+            ));
+        }
+        basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            let sql = format!("DELETE FROM {}", conn.dialect().quote_ident(&target.name));
+            conn.execute_batch(&sql)?;
+            Ok::<_, CoreError>(())
+        })
+        .await
+    }
+
+    /// `GET /api/collections/meta/scaffolds`.
+    pub fn scaffolds(&self) -> Json {
+        let mut out = Map::new();
+        for kind in [
+            CollectionType::Auth,
+            CollectionType::Base,
+            CollectionType::View,
+        ] {
+            let mut collection = Collection::new(kind, "");
+            collection.id = String::new();
+            if kind == CollectionType::View {
+                collection.view_query = Some(String::new());
+            }
+            collection.indexes.clear();
+            out.insert(kind.as_str().to_string(), public_collection(&collection));
+        }
+        Json::Object(out)
+    }
+
+    /// `PUT /api/collections/import`.
+    pub async fn import_collections(
+        &self,
+        items: Vec<Json>,
+        delete_missing: bool,
+    ) -> Result<(), CoreError> {
+        let mut failures = Map::new();
+        let mut names = Vec::new();
+        for item in items {
+            let key = item
+                .get("id")
+                .or_else(|| item.get("name"))
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string();
+            names.push(key.clone());
+            let outcome = match self.collection(&key) {
+                Some(existing) => self.update_collection(&existing.id, item).await.map(|_| ()),
+                None => self.create_collection(item).await.map(|_| ()),
+            };
+            if let Err(error) = outcome {
+                failures.insert(key, error.body());
+            }
+        }
+        if delete_missing && failures.is_empty() {
+            for collection in self.collections() {
+                if !collection.system
+                    && !names
+                        .iter()
+                        .any(|n| n == &collection.id || n.eq_ignore_ascii_case(&collection.name))
+                {
+                    if let Err(error) = self.delete_collection(&collection.id).await {
+                        failures.insert(collection.name.clone(), error.body());
+                    }
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(CoreError::invalid(
+                "Failed to import collections.",
+                BTreeMap::from([(
+                    "collections".to_string(),
+                    json!({"code": "validation_collections_import_failure", "message": "Failed to import the collections configuration.", "params": {"failures": failures}}),
+                )]),
+            ))
+        }
+    }
+}
+
+/// Fields in a PATCH replace the list; fields are matched to existing ones by id, then by
+/// name, so renames keep their column and data.
+fn merge_fields(old: &Collection, incoming: Json) -> Json {
+    let Json::Array(items) = incoming else {
+        return incoming;
+    };
+    let merged: Vec<Json> = items
+        .into_iter()
+        .map(|mut item| {
+            let id = item
+                .get("id")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let name = item
+                .get("name")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let previous: Option<&Field> = if id.is_empty() {
+                old.field(&name)
+            } else {
+                old.fields.iter().find(|f| f.id == id)
+            };
+            if let (Some(previous), Some(object)) = (previous, item.as_object_mut()) {
+                object.insert("id".into(), json!(previous.id));
+                if let Ok(Json::Object(base)) = serde_json::to_value(previous) {
+                    for (k, v) in base {
+                        object.entry(k).or_insert(v);
+                    }
+                }
+            }
+            item
+        })
+        .collect();
+    Json::Array(merged)
+}
+
+fn view_statements(
+    old: Option<&Collection>,
+    collection: &Collection,
+    dialect: basalt_sql::Dialect,
+) -> Vec<String> {
+    let mut statements = Vec::new();
+    if let Some(old) = old {
+        statements.push(format!(
+            "DROP VIEW IF EXISTS {}",
+            dialect.quote_ident(&old.name)
+        ));
+    }
+    statements.push(format!(
+        "CREATE VIEW {} AS {}",
+        dialect.quote_ident(&collection.name),
+        collection.view_query.as_deref().unwrap_or_default()
+    ));
+    statements
+}

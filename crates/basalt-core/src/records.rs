@@ -1,0 +1,911 @@
+//! The records service: list, view, create, update, delete, with the collection's API
+//! rules enforced inside the same transaction as the write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use basalt_schema::{
+    Collection, FieldError, FieldErrors, FieldKind, RuleKind, SchemaLookup, now_datetime, random_id,
+};
+use basalt_sql::record;
+use basalt_store::{Conn, ErrorKind, StoreError};
+use serde_json::{Map, Value as Json};
+
+use crate::app::App;
+use crate::auth::{Auth, new_token_key};
+use crate::error::CoreError;
+use crate::schema::Schema;
+
+/// What the services know about the request, for rules and visibility.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    /// The authenticated caller, if any.
+    pub auth: Option<Auth>,
+    /// HTTP method.
+    pub method: String,
+    /// First value of each query parameter.
+    pub query: BTreeMap<String, String>,
+    /// Headers, keys lower snake_case.
+    pub headers: BTreeMap<String, String>,
+    /// The submitted body (after modifiers are resolved).
+    pub body: Map<String, Json>,
+    /// `default`, `realtime`, `batch`, ...
+    pub context: String,
+}
+
+impl RequestInfo {
+    /// Whether the caller is a superuser.
+    pub fn is_superuser(&self) -> bool {
+        self.auth.as_ref().is_some_and(Auth::is_superuser)
+    }
+}
+
+/// List parameters after parsing.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    /// 1-based page.
+    pub page: i64,
+    /// Page size (1..=1000).
+    pub per_page: i64,
+    /// Raw sort text.
+    pub sort: Option<String>,
+    /// Raw filter text.
+    pub filter: Option<String>,
+    /// Skip the COUNT query.
+    pub skip_total: bool,
+}
+
+/// One page of records.
+#[derive(Debug, Clone)]
+pub struct ListResult {
+    /// Page number.
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+    /// Total matching rows, or -1 when skipped.
+    pub total_items: i64,
+    /// Total pages, or -1 when skipped.
+    pub total_pages: i64,
+    /// Exported records.
+    pub items: Vec<Json>,
+}
+
+fn failed_create() -> CoreError {
+    CoreError::bad_request("Failed to create record.")
+}
+
+/// Turns a unique violation into `validation_not_unique` on the involved fields.
+pub(crate) fn unique_error(
+    collection: &Collection,
+    error: &StoreError,
+    message: &str,
+) -> Option<CoreError> {
+    if error.kind() != ErrorKind::UniqueViolation {
+        return None;
+    }
+    let mut columns: Vec<String> = error
+        .columns()
+        .iter()
+        .filter(|c| collection.field(c).is_some())
+        .cloned()
+        .collect();
+    if columns.is_empty() {
+        let constraint = error.message().to_string();
+        for sql in &collection.indexes {
+            if let Some(index) = basalt_schema::parse_index(sql) {
+                if constraint.contains(&index.name) {
+                    columns = index.columns.clone();
+                }
+            }
+        }
+    }
+    if columns.is_empty() {
+        columns.push("id".into());
+    }
+    let errors: FieldErrors = columns
+        .into_iter()
+        .map(|c| (c, FieldError::not_unique()))
+        .collect();
+    Some(CoreError::validation(message, errors))
+}
+
+impl App {
+    fn record_collection(&self, name_or_id: &str) -> Result<Arc<Collection>, CoreError> {
+        self.collection(name_or_id)
+            .ok_or_else(|| CoreError::NotFound("Missing collection context.".into()))
+    }
+
+    fn writable_collection(&self, name_or_id: &str) -> Result<Arc<Collection>, CoreError> {
+        let collection = self.record_collection(name_or_id)?;
+        if collection.is_view() {
+            return Err(CoreError::bad_request("Unsupported collection type."));
+        }
+        Ok(collection)
+    }
+
+    /// `GET /api/collections/{c}/records`.
+    pub async fn list_records(
+        &self,
+        name_or_id: &str,
+        params: ListParams,
+        info: RequestInfo,
+    ) -> Result<ListResult, CoreError> {
+        let collection = self.record_collection(name_or_id)?;
+        let superuser = info.is_superuser();
+        let rule = collection.rule(RuleKind::List).map(str::to_string);
+        if rule.is_none() && !superuser {
+            return Err(CoreError::superusers_only());
+        }
+        if !superuser {
+            for text in [&params.filter, &params.sort].into_iter().flatten() {
+                if text.contains("@collection.") {
+                    return Err(CoreError::Forbidden(
+                        "Only superusers can filter by @collection.".into(),
+                    ));
+                }
+                if text.contains("@request.") {
+                    return Err(CoreError::Forbidden(
+                        "Only superusers can filter by @request.".into(),
+                    ));
+                }
+            }
+        }
+        let schema = self.schema();
+        let queries = crate::rules::list_queries(
+            self,
+            &schema,
+            &collection,
+            rule.as_deref(),
+            &params,
+            &info,
+        )?;
+        let export_collection = collection.clone();
+        let (rows, total) =
+            basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
+                let rows = conn.query(&queries.select)?;
+                let total = match &queries.count {
+                    Some(count) => match conn.query(count)?.rows.first().and_then(|r| r.first()) {
+                        Some(basalt_sql::Value::Int(n)) => *n,
+                        _ => 0,
+                    },
+                    None => -1,
+                };
+                Ok::<_, CoreError>((rows, total))
+            })
+            .await?;
+        let items = rows
+            .rows
+            .into_iter()
+            .map(|row| {
+                self.export(
+                    &export_collection,
+                    &record::decode_row(&export_collection, row),
+                    &info,
+                )
+            })
+            .collect();
+        let total_pages = if total < 0 {
+            -1
+        } else {
+            (total + params.per_page - 1) / params.per_page
+        };
+        Ok(ListResult {
+            page: params.page,
+            per_page: params.per_page,
+            total_items: total,
+            total_pages,
+            items,
+        })
+    }
+
+    /// `GET /api/collections/{c}/records/{id}`.
+    pub async fn view_record(
+        &self,
+        name_or_id: &str,
+        id: &str,
+        info: RequestInfo,
+    ) -> Result<Json, CoreError> {
+        let collection = self.record_collection(name_or_id)?;
+        let rule = self.rule_or_forbidden(&collection, RuleKind::View, &info)?;
+        let schema = self.schema();
+        let query =
+            crate::rules::fetch_query(self, &schema, &collection, rule.as_deref(), id, &info)?;
+        let lookup = collection.clone();
+        let found = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            let rows = conn.query(&query)?;
+            Ok::<_, CoreError>(
+                rows.rows
+                    .into_iter()
+                    .next()
+                    .map(|row| record::decode_row(&lookup, row)),
+            )
+        })
+        .await?;
+        let data = found.ok_or_else(CoreError::not_found)?;
+        Ok(self.export(&collection, &data, &info))
+    }
+
+    /// `None` = superuser bypass (or empty rule); `Some(rule)` = rule to apply; error for locked.
+    fn rule_or_forbidden(
+        &self,
+        collection: &Collection,
+        kind: RuleKind,
+        info: &RequestInfo,
+    ) -> Result<Option<String>, CoreError> {
+        if info.is_superuser() {
+            return Ok(None);
+        }
+        match collection.rule(kind) {
+            None => Err(CoreError::superusers_only()),
+            Some("") => Ok(None),
+            Some(rule) => Ok(Some(rule.to_string())),
+        }
+    }
+
+    /// Whether the record `id` of `collection` satisfies `rule` for this request.
+    pub(crate) async fn record_matches_rule(
+        &self,
+        collection: &Arc<Collection>,
+        id: &str,
+        rule: &str,
+        info: &RequestInfo,
+    ) -> Result<bool, CoreError> {
+        let schema = self.schema();
+        let query = crate::rules::fetch_query(self, &schema, collection, Some(rule), id, info)?;
+        basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            Ok::<_, CoreError>(!conn.query(&query)?.rows.is_empty())
+        })
+        .await
+    }
+
+    /// `POST /api/collections/{c}/records`.
+    pub async fn create_record(
+        &self,
+        name_or_id: &str,
+        body: Map<String, Json>,
+        info: RequestInfo,
+    ) -> Result<Json, CoreError> {
+        let collection = self.writable_collection(name_or_id)?;
+        let rule = self.rule_or_forbidden(&collection, RuleKind::Create, &info)?;
+        let superuser = info.is_superuser();
+        let mut data = Map::new();
+        for field in &collection.fields {
+            data.insert(field.name.clone(), field.zero_value());
+        }
+        let mut errors = FieldErrors::new();
+        let resolved = apply_input(&collection, &mut data, &body, superuser, true, &mut errors);
+        let password = self
+            .prepare_password(&collection, &body, &mut data, None, superuser, &mut errors)
+            .await?;
+        let _ = password;
+        if data
+            .get("id")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .is_empty()
+        {
+            data.insert("id".into(), Json::String(random_id()));
+        }
+        if collection.is_auth() {
+            data.insert("tokenKey".into(), Json::String(new_token_key()));
+            if !superuser
+                && body.contains_key("verified")
+                && body.get("verified") != Some(&Json::Bool(false))
+            {
+                errors.insert(
+                    "verified".into(),
+                    FieldError::new("validation_values_mismatch", "The value cannot be changed."),
+                );
+            }
+        }
+        let now = now_datetime();
+        for field in &collection.fields {
+            if let FieldKind::Autodate {
+                on_create: true, ..
+            } = field.kind
+            {
+                data.insert(field.name.clone(), Json::String(now.clone()));
+            }
+        }
+        validate_all(&collection, &data, &mut errors);
+        if !errors.is_empty() {
+            return Err(CoreError::validation("Failed to create record.", errors));
+        }
+        let mut rule_info = info.clone();
+        rule_info.body = resolved;
+        let schema = self.schema();
+        let id = data
+            .get("id")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let check = match &rule {
+            Some(rule) => Some(crate::rules::fetch_query(
+                self,
+                &schema,
+                &collection,
+                Some(rule),
+                &id,
+                &rule_info,
+            )?),
+            None => None,
+        };
+        let write_collection = collection.clone();
+        let write_schema = schema.clone();
+        let stored = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            check_relations(conn, &write_schema, &write_collection, &data)?;
+            if let Err(error) =
+                conn.execute(&record::insert(&write_collection, &data, conn.dialect()))
+            {
+                return Err(
+                    unique_error(&write_collection, &error, "Failed to create record.")
+                        .unwrap_or_else(|| CoreError::from(error)),
+                );
+            }
+            if let Some(check) = &check {
+                if conn.query(check)?.rows.is_empty() {
+                    return Err(failed_create());
+                }
+            }
+            Ok(data)
+        })
+        .await?;
+        Ok(self.export_owner(&collection, &stored, &info))
+    }
+
+    /// `PATCH /api/collections/{c}/records/{id}`.
+    pub async fn update_record(
+        &self,
+        name_or_id: &str,
+        id: &str,
+        body: Map<String, Json>,
+        info: RequestInfo,
+    ) -> Result<Json, CoreError> {
+        let collection = self.writable_collection(name_or_id)?;
+        let rule = self.rule_or_forbidden(&collection, RuleKind::Update, &info)?;
+        let superuser = info.is_superuser();
+        let lookup = collection.clone();
+        let target = id.to_string();
+        let current = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            crate::auth::load_record(conn, &lookup, &target)
+        })
+        .await?
+        .ok_or_else(CoreError::not_found)?;
+        let mut data = current.clone();
+        let mut errors = FieldErrors::new();
+        let resolved = apply_input(&collection, &mut data, &body, superuser, false, &mut errors);
+        if data.get("id") != current.get("id") {
+            errors.insert(
+                "id".into(),
+                FieldError::new(
+                    "validation_pk_change",
+                    "The record primary key cannot be changed.",
+                ),
+            );
+            data.insert(
+                "id".into(),
+                current.get("id").cloned().unwrap_or(Json::Null),
+            );
+        }
+        let password_changed = self
+            .prepare_password(
+                &collection,
+                &body,
+                &mut data,
+                Some(&current),
+                superuser,
+                &mut errors,
+            )
+            .await?;
+        if collection.is_auth() {
+            let email_changed = data.get("email") != current.get("email");
+            if email_changed && !superuser && !self.is_self_manager(&info) {
+                errors.insert(
+                    "email".into(),
+                    FieldError::new("validation_values_mismatch", "The value cannot be changed."),
+                );
+            }
+            if data.get("verified") != current.get("verified") && !superuser {
+                errors.insert(
+                    "verified".into(),
+                    FieldError::new("validation_values_mismatch", "The value cannot be changed."),
+                );
+            }
+            if password_changed || email_changed {
+                data.insert("tokenKey".into(), Json::String(new_token_key()));
+            }
+        }
+        let now = now_datetime();
+        for field in &collection.fields {
+            if let FieldKind::Autodate {
+                on_update: true, ..
+            } = field.kind
+            {
+                data.insert(field.name.clone(), Json::String(now.clone()));
+            }
+        }
+        validate_all(&collection, &data, &mut errors);
+        if !errors.is_empty() {
+            return Err(CoreError::validation("Failed to update record.", errors));
+        }
+        let mut rule_info = info.clone();
+        rule_info.body = resolved;
+        let schema = self.schema();
+        let check = match &rule {
+            Some(rule) => Some(crate::rules::fetch_query(
+                self,
+                &schema,
+                &collection,
+                Some(rule),
+                id,
+                &rule_info,
+            )?),
+            None => None,
+        };
+        let changes: Map<String, Json> = data
+            .iter()
+            .filter(|(k, v)| current.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let write_collection = collection.clone();
+        let target = id.to_string();
+        let write_schema = schema.clone();
+        basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            if let Some(check) = &check {
+                if conn.query(check)?.rows.is_empty() {
+                    return Err(CoreError::not_found());
+                }
+            }
+            check_relations(conn, &write_schema, &write_collection, &changes)?;
+            if let Some(statement) =
+                record::update(&write_collection, &target, &changes, conn.dialect())
+            {
+                if let Err(error) = conn.execute(&statement) {
+                    return Err(unique_error(
+                        &write_collection,
+                        &error,
+                        "Failed to update record.",
+                    )
+                    .unwrap_or_else(|| CoreError::from(error)));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(self.export_owner(&collection, &data, &info))
+    }
+
+    fn is_self_manager(&self, _info: &RequestInfo) -> bool {
+        false
+    }
+
+    /// `DELETE /api/collections/{c}/records/{id}`.
+    pub async fn delete_record(
+        &self,
+        name_or_id: &str,
+        id: &str,
+        info: RequestInfo,
+    ) -> Result<(), CoreError> {
+        let collection = self.writable_collection(name_or_id)?;
+        let rule = self.rule_or_forbidden(&collection, RuleKind::Delete, &info)?;
+        let schema = self.schema();
+        let check =
+            crate::rules::fetch_query(self, &schema, &collection, rule.as_deref(), id, &info)?;
+        let target = id.to_string();
+        basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            if conn.query(&check)?.rows.is_empty() {
+                return Err(CoreError::not_found());
+            }
+            delete_cascading(conn, &schema, &collection, &target, 0)
+        })
+        .await
+    }
+
+    /// Hashes `password` when present and checks `passwordConfirm`/`oldPassword`.
+    /// Returns whether the password changes.
+    async fn prepare_password(
+        &self,
+        collection: &Collection,
+        body: &Map<String, Json>,
+        data: &mut Map<String, Json>,
+        current: Option<&Map<String, Json>>,
+        superuser: bool,
+        errors: &mut FieldErrors,
+    ) -> Result<bool, CoreError> {
+        let Some(field) = collection
+            .field("password")
+            .filter(|_| collection.is_auth())
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        let plain = body
+            .get("password")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if plain.is_empty() {
+            if current.is_none() {
+                errors.insert("password".into(), FieldError::required());
+            }
+            return Ok(false);
+        }
+        if let Err(error) = field.validate_password(&plain) {
+            errors.insert("password".into(), error);
+            return Ok(false);
+        }
+        if body.get("passwordConfirm").and_then(Json::as_str) != Some(plain.as_str()) {
+            errors.insert(
+                "passwordConfirm".into(),
+                FieldError::new("validation_values_mismatch", "Values don't match."),
+            );
+        }
+        if let (Some(current), false) = (current, superuser) {
+            let old = body
+                .get("oldPassword")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if old.is_empty() {
+                errors.insert("oldPassword".into(), FieldError::required());
+            } else {
+                let hash = current
+                    .get("password")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                if !self
+                    .with_hashing(move || bcrypt::verify(old, &hash).unwrap_or(false))
+                    .await?
+                {
+                    errors.insert(
+                        "oldPassword".into(),
+                        FieldError::new(
+                            "validation_invalid_old_password",
+                            "Missing or invalid old password.",
+                        ),
+                    );
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Ok(false);
+        }
+        let cost = match &field.kind {
+            FieldKind::Password { cost, .. } => *cost,
+            _ => 0,
+        };
+        let hash = self
+            .with_hashing(move || crate::auth::hash_password(&plain, cost))
+            .await??;
+        data.insert("password".into(), Json::String(hash));
+        Ok(true)
+    }
+
+    /// Exports a record for a viewer: hidden fields, password and tokenKey removed, email
+    /// shown only when visible, keys sorted, `collectionId`/`collectionName` added.
+    pub fn export(
+        &self,
+        collection: &Collection,
+        data: &Map<String, Json>,
+        info: &RequestInfo,
+    ) -> Json {
+        let superuser = info.is_superuser();
+        let is_self = info.auth.as_ref().is_some_and(|a| {
+            a.collection.id == collection.id
+                && Some(a.id()) == data.get("id").and_then(Json::as_str)
+        });
+        export_with(collection, data, superuser, is_self)
+    }
+
+    fn export_owner(
+        &self,
+        collection: &Collection,
+        data: &Map<String, Json>,
+        info: &RequestInfo,
+    ) -> Json {
+        let superuser = info.is_superuser();
+        let is_self = info.auth.as_ref().is_some_and(|a| {
+            a.collection.id == collection.id
+                && Some(a.id()) == data.get("id").and_then(Json::as_str)
+        });
+        export_with(collection, data, superuser, is_self)
+    }
+}
+
+/// Record export shared by every read path (also auth responses, where `is_self` is true).
+pub fn export_with(
+    collection: &Collection,
+    data: &Map<String, Json>,
+    superuser: bool,
+    is_self: bool,
+) -> Json {
+    let mut out = Map::new();
+    for field in &collection.fields {
+        if matches!(field.kind, FieldKind::Password { .. })
+            || (collection.is_auth() && field.name == "tokenKey")
+        {
+            continue;
+        }
+        if field.hidden && !superuser {
+            continue;
+        }
+        if collection.is_auth() && field.name == "email" {
+            let visible = data
+                .get("emailVisibility")
+                .and_then(Json::as_bool)
+                .unwrap_or(false);
+            if !(visible || superuser || is_self) {
+                continue;
+            }
+        }
+        out.insert(
+            field.name.clone(),
+            data.get(&field.name)
+                .cloned()
+                .unwrap_or_else(|| field.zero_value()),
+        );
+    }
+    out.insert("collectionId".into(), Json::String(collection.id.clone()));
+    out.insert(
+        "collectionName".into(),
+        Json::String(collection.name.clone()),
+    );
+    Json::Object(out)
+}
+
+/// Applies body values and modifiers to `data`; returns the resolved body for rules.
+fn apply_input(
+    collection: &Collection,
+    data: &mut Map<String, Json>,
+    body: &Map<String, Json>,
+    superuser: bool,
+    creating: bool,
+    errors: &mut FieldErrors,
+) -> Map<String, Json> {
+    let mut keys: Vec<&String> = body.keys().collect();
+    keys.sort_by_key(|k| k.len());
+    let mut resolved = Map::new();
+    for key in keys {
+        let value = &body[key];
+        let (name, modifier) = if let Some(name) = key.strip_suffix('+') {
+            (name, Some('+'))
+        } else if let Some(name) = key.strip_suffix('-') {
+            (name, Some('-'))
+        } else if let Some(name) = key.strip_prefix('+') {
+            (name, Some('^'))
+        } else {
+            (key.as_str(), None)
+        };
+        let Some(field) = collection.field(name) else {
+            continue;
+        };
+        if matches!(
+            field.kind,
+            FieldKind::Password { .. } | FieldKind::Autodate { .. }
+        ) {
+            continue;
+        }
+        if (field.hidden && !superuser) || (collection.is_auth() && name == "tokenKey") {
+            continue;
+        }
+        if name == "id" && !creating {
+            if value.as_str() != data.get("id").and_then(Json::as_str) {
+                errors.insert(
+                    "id".into(),
+                    FieldError::new(
+                        "validation_pk_change",
+                        "The record primary key cannot be changed.",
+                    ),
+                );
+            }
+            continue;
+        }
+        let current = data
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| field.zero_value());
+        let next = match (modifier, &field.kind) {
+            (None, _) => field.normalize(value),
+            (Some(op @ ('+' | '-')), FieldKind::Number { .. }) => {
+                let delta = field.normalize(value).as_f64().unwrap_or(0.0);
+                let base = current.as_f64().unwrap_or(0.0);
+                serde_json::json!(if op == '+' {
+                    base + delta
+                } else {
+                    base - delta
+                })
+            }
+            (
+                Some(op),
+                FieldKind::Select { .. } | FieldKind::Relation { .. } | FieldKind::File { .. },
+            ) => {
+                let mut list = crate::records::list_of(&current);
+                let items = basalt_schema::to_list(value);
+                match op {
+                    '+' => list.extend(
+                        items
+                            .into_iter()
+                            .filter(|i| !list.contains(i))
+                            .collect::<Vec<_>>(),
+                    ),
+                    '^' => {
+                        let mut front: Vec<String> =
+                            items.into_iter().filter(|i| !list.contains(i)).collect();
+                        front.extend(list);
+                        list = front;
+                    }
+                    _ => list.retain(|i| !items.contains(i)),
+                }
+                field.normalize(&serde_json::json!(list))
+            }
+            _ => continue,
+        };
+        resolved.insert(name.to_string(), next.clone());
+        data.insert(name.to_string(), next);
+    }
+    resolved
+}
+
+pub(crate) fn list_of(value: &Json) -> Vec<String> {
+    match value {
+        Json::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Json::String(s) if !s.is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn validate_all(collection: &Collection, data: &Map<String, Json>, errors: &mut FieldErrors) {
+    for field in &collection.fields {
+        if errors.contains_key(&field.name) {
+            continue;
+        }
+        let value = data
+            .get(&field.name)
+            .cloned()
+            .unwrap_or_else(|| field.zero_value());
+        if field.name == "id" && field.system {
+            if let Err(error) = validate_id(&value) {
+                errors.insert("id".into(), error);
+            }
+            continue;
+        }
+        if field.name == "tokenKey" && collection.is_auth() {
+            continue;
+        }
+        if let Err(error) = field.validate(&value) {
+            errors.insert(field.name.clone(), error);
+        }
+    }
+}
+
+fn validate_id(value: &Json) -> Result<(), FieldError> {
+    let id = value.as_str().unwrap_or_default();
+    if id.len() != 15
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(FieldError::new(
+            "validation_invalid_format",
+            "Invalid value format.",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that every relation id in `data` exists in its target collection.
+fn check_relations(
+    conn: &mut dyn Conn,
+    schema: &Schema,
+    collection: &Collection,
+    data: &Map<String, Json>,
+) -> Result<(), CoreError> {
+    let mut errors = FieldErrors::new();
+    for field in &collection.fields {
+        let (Some(target_id), Some(value)) = (field.relation_target(), data.get(&field.name))
+        else {
+            continue;
+        };
+        let ids = list_of(value);
+        if ids.is_empty() {
+            continue;
+        }
+        let Some(target) = schema.find(target_id) else {
+            errors.insert(
+                field.name.clone(),
+                FieldError::new(
+                    "validation_missing_rel_records",
+                    "Failed to find all relation records with the provided ids.",
+                ),
+            );
+            continue;
+        };
+        let found = conn
+            .query(&record::existing_ids(target, &ids, conn.dialect()))?
+            .rows
+            .len();
+        if found != ids.len() {
+            errors.insert(
+                field.name.clone(),
+                FieldError::new(
+                    "validation_missing_rel_records",
+                    "Failed to find all relation records with the provided ids.",
+                ),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CoreError::validation("Failed to save record.", errors))
+    }
+}
+
+/// Deletes a record after resolving every relation that points at it.
+fn delete_cascading(
+    conn: &mut dyn Conn,
+    schema: &Schema,
+    collection: &Collection,
+    id: &str,
+    depth: usize,
+) -> Result<(), CoreError> {
+    if depth > 32 {
+        return Err(CoreError::bad_request(
+            "Failed to delete record: the cascade is too deep.",
+        ));
+    }
+    let dialect = conn.dialect();
+    for other in &schema.collections {
+        if other.is_view() {
+            continue;
+        }
+        for field in other
+            .fields
+            .iter()
+            .filter(|f| f.relation_target() == Some(collection.id.as_str()))
+        {
+            let rows = conn.query(&record::referencing_ids(other, field, id, dialect))?;
+            for row in rows.rows {
+                let data = record::decode_row(other, row);
+                let other_id = data
+                    .get("id")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let mut remaining = list_of(data.get(&field.name).unwrap_or(&Json::Null));
+                remaining.retain(|v| v != id);
+                let cascade = matches!(
+                    field.kind,
+                    FieldKind::Relation {
+                        cascade_delete: true,
+                        ..
+                    }
+                );
+                if remaining.is_empty() && cascade {
+                    if !(other.id == collection.id && other_id == id) {
+                        delete_cascading(conn, schema, other, &other_id, depth + 1)?;
+                    }
+                } else if remaining.is_empty() && field.is_required() {
+                    return Err(CoreError::bad_request(
+                        "Failed to delete record. Make sure that the record is not part of a required relation reference.",
+                    ));
+                } else {
+                    let mut changes = Map::new();
+                    changes.insert(
+                        field.name.clone(),
+                        field.normalize(&serde_json::json!(remaining)),
+                    );
+                    if let Some(statement) = record::update(other, &other_id, &changes, dialect) {
+                        conn.execute(&statement)?;
+                    }
+                }
+            }
+        }
+    }
+    conn.execute(&record::delete(collection, id, dialect))?;
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! The in-memory schema snapshot and the `_collections` table mapping.
+
+use std::sync::Arc;
+
+use basalt_schema::{AuthOptions, Collection, CollectionType, SchemaLookup};
+use basalt_sql::{Dialect, SqlQuery, Value};
+use basalt_store::Conn;
+use serde_json::{Value as Json, json};
+
+use crate::error::CoreError;
+
+/// An immutable snapshot of every collection; replaced after each schema change.
+#[derive(Debug, Default)]
+pub struct Schema {
+    /// Bumped on every change; part of the rule cache key.
+    pub version: u64,
+    /// Every collection, in creation order.
+    pub collections: Vec<Arc<Collection>>,
+}
+
+impl Schema {
+    /// Finds a collection by id or case-insensitive name.
+    pub fn get(&self, name_or_id: &str) -> Option<&Arc<Collection>> {
+        self.collections
+            .iter()
+            .find(|c| c.id == name_or_id)
+            .or_else(|| {
+                self.collections
+                    .iter()
+                    .find(|c| c.name.eq_ignore_ascii_case(name_or_id))
+            })
+    }
+}
+
+impl SchemaLookup for Schema {
+    fn find(&self, name_or_id: &str) -> Option<&Collection> {
+        self.get(name_or_id).map(|c| c.as_ref())
+    }
+
+    fn all(&self) -> Vec<&Collection> {
+        self.collections.iter().map(|c| c.as_ref()).collect()
+    }
+}
+
+/// A plain list of collections as a lookup (used while validating inside a transaction).
+pub struct CollectionList(pub Vec<Collection>);
+
+impl SchemaLookup for CollectionList {
+    fn find(&self, name_or_id: &str) -> Option<&Collection> {
+        self.0.iter().find(|c| c.id == name_or_id).or_else(|| {
+            self.0
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name_or_id))
+        })
+    }
+
+    fn all(&self) -> Vec<&Collection> {
+        self.0.iter().collect()
+    }
+}
+
+const COLUMNS: &str = "\"id\", \"system\", \"type\", \"name\", \"fields\", \"indexes\", \"listRule\", \"viewRule\", \"createRule\", \"updateRule\", \"deleteRule\", \"options\", \"created\", \"updated\"";
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Text(s) => s.clone(),
+        Value::Int(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn rule(value: &Value) -> Option<String> {
+    match value {
+        Value::Text(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn decode(row: &[Value]) -> Result<Collection, CoreError> {
+    let kind = match text(&row[2]).as_str() {
+        "auth" => CollectionType::Auth,
+        "view" => CollectionType::View,
+        _ => CollectionType::Base,
+    };
+    let options: Json = serde_json::from_str(&text(&row[11])).unwrap_or(json!({}));
+    let auth = if kind == CollectionType::Auth {
+        Some(serde_json::from_value::<AuthOptions>(options.clone()).map_err(CoreError::internal)?)
+    } else {
+        None
+    };
+    Ok(Collection {
+        id: text(&row[0]),
+        system: matches!(row[1], Value::Int(1) | Value::Bool(true)),
+        kind,
+        name: text(&row[3]),
+        fields: serde_json::from_str(&text(&row[4])).map_err(CoreError::internal)?,
+        indexes: serde_json::from_str(&text(&row[5])).map_err(CoreError::internal)?,
+        list_rule: rule(&row[6]),
+        view_rule: rule(&row[7]),
+        create_rule: rule(&row[8]),
+        update_rule: rule(&row[9]),
+        delete_rule: rule(&row[10]),
+        view_query: options
+            .get("viewQuery")
+            .and_then(Json::as_str)
+            .map(str::to_string),
+        auth,
+        created: text(&row[12]),
+        updated: text(&row[13]),
+    })
+}
+
+/// Loads every collection, in creation order.
+pub fn load_all(conn: &mut dyn Conn) -> Result<Vec<Collection>, CoreError> {
+    let rows = conn.query(&SqlQuery::new(format!(
+        "SELECT {COLUMNS} FROM \"_collections\" ORDER BY \"created\", \"id\""
+    )))?;
+    rows.rows.iter().map(|row| decode(row)).collect()
+}
+
+fn encode(collection: &Collection) -> Result<Vec<Value>, CoreError> {
+    let options = match (&collection.auth, &collection.view_query) {
+        (Some(auth), _) => serde_json::to_value(auth).map_err(CoreError::internal)?,
+        (None, Some(query)) => json!({ "viewQuery": query }),
+        (None, None) => json!({}),
+    };
+    let opt = |rule: &Option<String>| rule.clone().map(Value::Text).unwrap_or(Value::Null);
+    Ok(vec![
+        Value::Text(collection.id.clone()),
+        Value::Bool(collection.system),
+        Value::Text(collection.kind.as_str().to_string()),
+        Value::Text(collection.name.clone()),
+        Value::Text(serde_json::to_string(&collection.fields).map_err(CoreError::internal)?),
+        Value::Text(serde_json::to_string(&collection.indexes).map_err(CoreError::internal)?),
+        opt(&collection.list_rule),
+        opt(&collection.view_rule),
+        opt(&collection.create_rule),
+        opt(&collection.update_rule),
+        opt(&collection.delete_rule),
+        Value::Text(options.to_string()),
+        Value::Text(collection.created.clone()),
+        Value::Text(collection.updated.clone()),
+    ])
+}
+
+/// Inserts a collection row.
+pub fn insert(conn: &mut dyn Conn, collection: &Collection) -> Result<(), CoreError> {
+    let dialect = conn.dialect();
+    let binds = encode(collection)?;
+    let placeholders: Vec<String> = (1..=binds.len()).map(|n| dialect.placeholder(n)).collect();
+    conn.execute(&SqlQuery::with_binds(
+        format!(
+            "INSERT INTO \"_collections\" ({COLUMNS}) VALUES ({})",
+            placeholders.join(", ")
+        ),
+        binds,
+    ))?;
+    Ok(())
+}
+
+/// Replaces a collection row (matched by id).
+pub fn update(conn: &mut dyn Conn, collection: &Collection) -> Result<(), CoreError> {
+    let dialect: Dialect = conn.dialect();
+    let mut binds = encode(collection)?;
+    let id = binds.remove(0);
+    let sets: Vec<String> = COLUMNS
+        .split(", ")
+        .skip(1)
+        .enumerate()
+        .map(|(i, name)| format!("{name} = {}", dialect.placeholder(i + 1)))
+        .collect();
+    binds.push(id);
+    let where_id = dialect.placeholder(binds.len());
+    conn.execute(&SqlQuery::with_binds(
+        format!(
+            "UPDATE \"_collections\" SET {} WHERE \"id\" = {where_id}",
+            sets.join(", ")
+        ),
+        binds,
+    ))?;
+    Ok(())
+}
+
+/// Deletes a collection row.
+pub fn delete(conn: &mut dyn Conn, id: &str) -> Result<(), CoreError> {
+    let dialect = conn.dialect();
+    conn.execute(&SqlQuery::with_binds(
+        format!(
+            "DELETE FROM \"_collections\" WHERE \"id\" = {}",
+            dialect.placeholder(1)
+        ),
+        vec![Value::Text(id.to_string())],
+    ))?;
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Application settings (`/api/settings`), stored as one JSON row in `_params`.
+
+use basalt_schema::now_datetime;
+use basalt_sql::{SqlQuery, Value};
+use basalt_store::Conn;
+use serde_json::{Value as Json, json};
+
+use crate::app::App;
+use crate::error::CoreError;
+
+/// The settings a new app starts with.
+pub fn defaults() -> Json {
+    json!({
+        "superuserIPs": [],
+        "smtp": {"enabled": false, "port": 587, "host": "smtp.example.com", "username": "", "password": "", "authMethod": "", "tls": false, "localName": ""},
+        "backups": {"cron": "", "cronMaxKeep": 3, "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "secret": "", "forcePathStyle": false}},
+        "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "secret": "", "forcePathStyle": false},
+        "meta": {"appName": "Acme", "appURL": "http://localhost:8090", "senderName": "Support", "senderAddress": "support@example.com", "hideControls": false, "accentColor": "#1055c9"},
+        "rateLimits": {"enabled": false, "excludedIPs": [], "rules": [
+            {"label": "*:auth", "audience": "", "duration": 3, "maxRequests": 2},
+            {"label": "*:create", "audience": "", "duration": 5, "maxRequests": 20},
+            {"label": "/api/batch", "audience": "", "duration": 1, "maxRequests": 3},
+            {"label": "/api/", "audience": "", "duration": 10, "maxRequests": 300}
+        ]},
+        "trustedProxy": {"headers": [], "useLeftmostIP": false},
+        "batch": {"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
+        "logs": {"maxDays": 5, "minLevel": 0, "logIP": true, "logAuthId": false, "maxDataSize": 0}
+    })
+}
+
+/// Deep-merges `patch` into `base`: objects merge key by key, everything else replaces.
+pub fn merge(base: &mut Json, patch: &Json) {
+    match (base, patch) {
+        (Json::Object(base), Json::Object(patch)) => {
+            for (key, value) in patch {
+                match base.get_mut(key) {
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge(existing, value)
+                    }
+                    _ => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+/// Stored settings completed with any defaults added since they were saved.
+pub fn merge_defaults(stored: Json) -> Json {
+    let mut value = defaults();
+    if stored.is_object() {
+        merge(&mut value, &stored);
+    }
+    value
+}
+
+/// Writes the settings row.
+pub fn save(conn: &mut dyn Conn, value: &Json, insert: bool) -> Result<(), CoreError> {
+    let dialect = conn.dialect();
+    let now = now_datetime();
+    let query = if insert {
+        SqlQuery::with_binds(
+            format!(
+                "INSERT INTO \"_params\" (\"id\", \"value\", \"created\", \"updated\") VALUES ({}, {}, {}, {})",
+                dialect.placeholder(1),
+                dialect.placeholder(2),
+                dialect.placeholder(3),
+                dialect.placeholder(4)
+            ),
+            vec![
+                Value::Text("settings".into()),
+                Value::Text(value.to_string()),
+                Value::Text(now.clone()),
+                Value::Text(now),
+            ],
+        )
+    } else {
+        SqlQuery::with_binds(
+            format!(
+                "UPDATE \"_params\" SET \"value\" = {}, \"updated\" = {} WHERE \"id\" = {}",
+                dialect.placeholder(1),
+                dialect.placeholder(2),
+                dialect.placeholder(3)
+            ),
+            vec![
+                Value::Text(value.to_string()),
+                Value::Text(now),
+                Value::Text("settings".into()),
+            ],
+        )
+    };
+    conn.execute(&query)?;
+    Ok(())
+}
+
+/// Removes write-only secrets before settings leave the server.
+fn redact(mut value: Json) -> Json {
+    for path in [
+        &["smtp", "password"][..],
+        &["s3", "secret"],
+        &["backups", "s3", "secret"],
+    ] {
+        let mut node = &mut value;
+        for (i, key) in path.iter().enumerate() {
+            if i + 1 == path.len() {
+                if let Some(object) = node.as_object_mut() {
+                    object.remove(*key);
+                }
+            } else if let Some(next) = node.get_mut(*key) {
+                node = next;
+            } else {
+                break;
+            }
+        }
+    }
+    value
+}
+
+fn validate(value: &Json) -> Result<(), CoreError> {
+    let mut errors = std::collections::BTreeMap::new();
+    let meta = &value["meta"];
+    if meta["appName"]
+        .as_str()
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        errors.insert(
+            "meta".to_string(),
+            json!({"appName": {"code": "validation_required", "message": "Cannot be blank."}}),
+        );
+    }
+    let url = meta["appURL"].as_str().unwrap_or_default();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let entry = errors
+            .entry("meta".to_string())
+            .or_insert_with(|| json!({}));
+        entry["appURL"] = json!({"code": "validation_is_url", "message": "Must be a valid url."});
+    }
+    let batch = &value["batch"];
+    if batch["maxRequests"].as_i64().is_none_or(|n| n < 0)
+        || batch["timeout"].as_i64().is_none_or(|n| n < 0)
+    {
+        errors.insert("batch".to_string(), json!({"maxRequests": {"code": "validation_invalid_value", "message": "Must be a non-negative integer."}}));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(
+            "An error occurred while submitting the form.",
+            errors,
+        ))
+    }
+}
+
+impl App {
+    /// The current settings as stored (secrets included; for internal use).
+    pub fn settings(&self) -> std::sync::Arc<Json> {
+        self.inner.settings.read().clone()
+    }
+
+    /// The settings for `GET /api/settings` (secrets removed).
+    pub fn public_settings(&self) -> Json {
+        redact(self.settings().as_ref().clone())
+    }
+
+    /// Applies a partial update and returns the new public settings.
+    pub async fn update_settings(&self, patch: Json) -> Result<Json, CoreError> {
+        if !patch.is_object() {
+            return Err(CoreError::bad_request(
+                "An error occurred while submitting the form.",
+            ));
+        }
+        let mut next = self.settings().as_ref().clone();
+        merge(&mut next, &patch);
+        validate(&next)?;
+        let stored = next.clone();
+        basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            save(conn, &stored, false)
+        })
+        .await?;
+        *self.inner.settings.write() = std::sync::Arc::new(next.clone());
+        Ok(redact(next))
+    }
+}

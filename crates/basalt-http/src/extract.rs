@@ -1,0 +1,153 @@
+//! Extractors: the caller (auth + request facts), and request bodies parsed the way
+//! PocketBase parses them (JSON, urlencoded with type inference).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use basalt_core::{CoreError, RequestInfo};
+use serde_json::{Map, Value as Json};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The request as the services see it: auth, method, query, headers.
+pub struct Caller(pub RequestInfo);
+
+fn snake_header(name: &str) -> String {
+    name.to_ascii_lowercase().replace('-', "_")
+}
+
+/// First value of every query parameter.
+pub fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (key, value) in form_urlencoded_pairs(query.unwrap_or_default()) {
+        out.entry(key).or_insert(value);
+    }
+    out
+}
+
+/// Decodes `a=b&c=d` pairs.
+pub fn form_urlencoded_pairs(text: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(text).unwrap_or_default()
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = match parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(token) if !token.trim().is_empty() => state.app.authenticate(token).await,
+            _ => None,
+        };
+        let headers = parts
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    snake_header(name.as_str()),
+                    value.to_str().ok()?.to_string(),
+                ))
+            })
+            .collect();
+        Ok(Caller(RequestInfo {
+            auth,
+            method: parts.method.as_str().to_string(),
+            query: query_map(parts.uri.query()),
+            headers,
+            body: Map::new(),
+            context: "default".into(),
+        }))
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        <Caller as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
+/// Infers a form value's type like PocketBase: booleans, canonical numbers, else text.
+pub fn infer(text: &str) -> Json {
+    match text {
+        "true" => return Json::Bool(true),
+        "false" => return Json::Bool(false),
+        _ => {}
+    }
+    if let Ok(number) = text.parse::<f64>() {
+        if number.is_finite() && format_canonical(number) == text {
+            if let Some(n) = serde_json::Number::from_f64(number) {
+                return Json::Number(n);
+            }
+        }
+    }
+    Json::String(text.to_string())
+}
+
+fn format_canonical(number: f64) -> String {
+    if number.fract() == 0.0 && number.abs() < 1e15 {
+        format!("{}", number as i64)
+    } else {
+        format!("{number}")
+    }
+}
+
+/// Parses a request body into an object. `invalid` is the message for malformed input.
+pub fn parse_body(
+    headers: &HeaderMap,
+    bytes: &[u8],
+    invalid: &str,
+) -> Result<Map<String, Json>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request(invalid))?;
+        let mut out = Map::new();
+        for (key, value) in form_urlencoded_pairs(text) {
+            let value = infer(&value);
+            match out.get_mut(&key) {
+                Some(Json::Array(items)) => items.push(value),
+                Some(existing) => *existing = Json::Array(vec![existing.clone(), value]),
+                None => {
+                    out.insert(key, value);
+                }
+            }
+        }
+        return Ok(out);
+    }
+    if !(content_type.is_empty()
+        || content_type.starts_with("application/json")
+        || content_type.contains("+json"))
+    {
+        return Err(ApiError(CoreError::bad_request(
+            "Unsupported Content-Type.",
+        )));
+    }
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Json>();
+    match stream.next() {
+        Some(Ok(Json::Object(object))) => Ok(object),
+        Some(Ok(Json::Null)) => Ok(Map::new()),
+        _ => Err(ApiError::bad_request(invalid)),
+    }
+}

@@ -1,0 +1,40 @@
+//! `GET/PATCH /api/settings` (superusers only).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value as Json_;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Caller, parse_body};
+
+/// Routes of this resource.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/api/settings", get(view).patch(update))
+}
+
+async fn view(
+    State(state): State<AppState>,
+    Caller(info): Caller,
+) -> Result<Json<Json_>, ApiError> {
+    crate::collections::require_superuser(&info)?;
+    Ok(Json(state.app.public_settings()))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Caller(info): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Json_>, ApiError> {
+    crate::collections::require_superuser(&info)?;
+    let patch = parse_body(
+        &headers,
+        &body,
+        "An error occurred while loading the submitted data.",
+    )?;
+    Ok(Json(state.app.update_settings(Json_::Object(patch)).await?))
+}
