@@ -365,7 +365,7 @@ impl App {
         if auth.collection.id != collection.id {
             return Err(CoreError::Forbidden(format!(
                 "The request requires auth record from {} collection.",
-                collection.name
+                auth.collection.name
             )));
         }
         self.check_auth_rule(&auth).await?;

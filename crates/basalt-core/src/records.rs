@@ -767,12 +767,6 @@ fn validate_all(collection: &Collection, data: &Map<String, Json>, errors: &mut 
             .get(&field.name)
             .cloned()
             .unwrap_or_else(|| field.zero_value());
-        if field.name == "id" && field.system {
-            if let Err(error) = validate_id(&value) {
-                errors.insert("id".into(), error);
-            }
-            continue;
-        }
         if field.name == "tokenKey" && collection.is_auth() {
             continue;
         }
@@ -780,21 +774,6 @@ fn validate_all(collection: &Collection, data: &Map<String, Json>, errors: &mut 
             errors.insert(field.name.clone(), error);
         }
     }
-}
-
-fn validate_id(value: &Json) -> Result<(), FieldError> {
-    let id = value.as_str().unwrap_or_default();
-    if id.len() != 15
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    {
-        return Err(FieldError::new(
-            "validation_invalid_format",
-            "Invalid value format.",
-        ));
-    }
-    Ok(())
 }
 
 /// Checks that every relation id in `data` exists in its target collection.

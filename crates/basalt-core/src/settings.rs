@@ -149,7 +149,7 @@ fn validate(value: &Json) -> Result<(), CoreError> {
         Ok(())
     } else {
         Err(CoreError::invalid(
-            "An error occurred while submitting the form.",
+            "An error occurred while saving the new settings.",
             errors,
         ))
     }

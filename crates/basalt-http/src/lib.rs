@@ -72,8 +72,8 @@ pub fn app(app: App, config: HttpConfig) -> Router {
         .layer(middleware::from_fn(move |req, next| {
             limit_body(req, next, max_body)
         }))
-        .layer(middleware::from_fn(security_headers))
         .layer(cors)
+        .layer(middleware::from_fn(security_headers))
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
@@ -101,7 +101,11 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
+    let preflight = req.method() == Method::OPTIONS;
     let mut response = next.run(req).await;
+    if preflight && response.status() == StatusCode::OK {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
     let headers = response.headers_mut();
     for (name, value) in [
         ("x-xss-protection", "1; mode=block"),

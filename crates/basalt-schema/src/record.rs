@@ -92,6 +92,17 @@ fn number_text(value: f64) -> String {
     }
 }
 
+/// A JSON number, integral when the value is.
+pub fn number_json(value: f64) -> Json {
+    if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        json!(value as i64)
+    } else {
+        serde_json::Number::from_f64(value)
+            .map(Json::Number)
+            .unwrap_or(json!(0))
+    }
+}
+
 fn to_number(input: &Json) -> f64 {
     let value = match input {
         Json::Number(n) => n.as_f64().unwrap_or(0.0),
@@ -181,7 +192,7 @@ impl Field {
             | FieldKind::Url { .. }
             | FieldKind::Editor { .. }
             | FieldKind::Password { .. } => Json::String(to_text(input)),
-            FieldKind::Number { .. } => json!(to_number(input)),
+            FieldKind::Number { .. } => number_json(to_number(input)),
             FieldKind::Bool { .. } => Json::Bool(to_bool(input)),
             FieldKind::Date { .. } | FieldKind::Autodate { .. } => match input {
                 Json::String(s) => Json::String(
@@ -304,7 +315,10 @@ impl Field {
                     };
                 }
                 let Some(host) = URL.captures(text).and_then(|c| c.name("host")) else {
-                    return Err(FieldError::new("validation_is_url", "Must be a valid url."));
+                    return Err(FieldError::new(
+                        "validation_invalid_url",
+                        "Must be a valid url.",
+                    ));
                 };
                 check_domain(host.as_str(), except_domains, only_domains, "url")
             }
@@ -632,7 +646,7 @@ mod tests {
         check_norm(json!({"type":"text"}), json!(1.5), json!("1.5"));
         check_norm(json!({"type":"text"}), json!(null), json!(""));
         check_norm(json!({"type":"number"}), json!("12.5"), json!(12.5));
-        check_norm(json!({"type":"number"}), json!("garbage"), json!(0.0));
+        check_norm(json!({"type":"number"}), json!("garbage"), json!(0));
         check_norm(json!({"type":"bool"}), json!("true"), json!(true));
         check_norm(json!({"type":"bool"}), json!("1"), json!(true));
         check_norm(json!({"type":"bool"}), json!("nope"), json!(false));
@@ -727,7 +741,7 @@ mod tests {
         check_valid(
             json!({"type":"url"}),
             json!("not a url"),
-            Some("validation_is_url"),
+            Some("validation_invalid_url"),
         );
         check_valid(
             json!({"type":"url"}),

@@ -93,7 +93,7 @@ pub fn validate_collection(
     } else if !NAME.is_match(name) || name.len() > 255 {
         errors.insert(
             "name".into(),
-            error("validation_invalid_name", "Invalid collection name."),
+            error("validation_match_invalid", "Must be in a valid format."),
         );
     } else if name.contains("_via_") {
         errors.insert(
@@ -112,7 +112,7 @@ pub fn validate_collection(
             ),
         );
     } else if let Some(other) = lookup.find(name) {
-        if Some(other.id.as_str()) != old.map(|o| o.id.as_str()) && other.id != collection.id {
+        if old.is_none_or(|o| o.id != other.id) {
             errors.insert(
                 "name".into(),
                 error(
@@ -122,7 +122,7 @@ pub fn validate_collection(
             );
         }
     }
-    if old.is_none() && !collection.id.is_empty() {
+    if old.is_none() && !collection.id.is_empty() && !errors.contains_key("name") {
         let bad_id = !NAME.is_match(&collection.id) || collection.id.len() > 100;
         if bad_id {
             errors.insert("id".into(), error("validation_invalid_id", "Invalid id."));

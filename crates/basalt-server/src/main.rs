@@ -202,10 +202,13 @@ async fn serve(http: String, origins: Vec<String>, max_body: usize, data: DataAr
     println!("Server started at http://{local}");
     println!("├─ REST API:  http://{local}/api/");
     let router = basalt_http::app(app.clone(), HttpConfig { origins, max_body });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
     app.close();
     Ok(())
 }
