@@ -113,11 +113,30 @@ fi
 log "server ready at $base_url (data dir $datadir)"
 
 status=0
+tap=$(mktemp)
 if [[ $# -gt 0 ]]; then
   BASALT_URL="$base_url" SUPERUSER_EMAIL="$SUPERUSER_EMAIL" SUPERUSER_PASSWORD="$SUPERUSER_PASSWORD" \
-    node --test --test-concurrency=1 "$@" || status=$?
+    node --test --test-concurrency=1 "$@" | tee "$tap" || status=${PIPESTATUS[0]}
 else
   BASALT_URL="$base_url" SUPERUSER_EMAIL="$SUPERUSER_EMAIL" SUPERUSER_PASSWORD="$SUPERUSER_PASSWORD" \
-    npm test --silent || status=$?
+    npm test --silent | tee "$tap" || status=${PIPESTATUS[0]}
+fi
+# Known gaps: tests that Basalt does not pass yet, each tied to an open issue in
+# known-gaps-basalt.txt. They still run and are reported as failures; the run is green
+# only if every failure is a listed gap AND every listed gap still fails (so a fixed gap
+# must be removed from the list). Real PocketBase runs never use the list.
+if [[ "$kind" == "basalt" && "$status" != 0 && -f known-gaps-basalt.txt && -f "$tap" ]]; then
+  failed=$(grep -E '^not ok [0-9]+ - ' "$tap" | sed -E 's/^not ok [0-9]+ - //; s/ # .*$//' | sort -u)
+  listed=$(grep -vE '^\s*(#|$)' known-gaps-basalt.txt | sed -E 's/\s+#.*$//' | sort -u)
+  unexpected=$(comm -23 <(echo "$failed") <(echo "$listed"))
+  stale=$(comm -13 <(echo "$failed") <(echo "$listed"))
+  if [[ -z "$unexpected" && -z "$stale" ]]; then
+    log "all failures are known gaps listed in known-gaps-basalt.txt:"
+    echo "$failed" | sed 's/^/  known gap: /' >&2
+    status=0
+  else
+    [[ -n "$unexpected" ]] && { log "unexpected failures:"; echo "$unexpected" | sed 's/^/  /' >&2; }
+    [[ -n "$stale" ]] && { log "listed gaps that now pass (remove them from known-gaps-basalt.txt):"; echo "$stale" | sed 's/^/  /' >&2; }
+  fi
 fi
 exit "$status"
