@@ -211,7 +211,14 @@ impl Compiler<'_> {
             CmpOp::Lte => format!("{a} <= {b}"),
             CmpOp::Like | CmpOp::NotLike => {
                 let pattern = match like {
-                    Some(text) => self.binds.push(Value::Text(like_pattern(&text))),
+                    Some(text) => {
+                        // The right operand was the last value bound: replace it with
+                        // its LIKE pattern instead of binding a second value.
+                        if let Some(last) = self.binds.values.last_mut() {
+                            *last = Value::Text(like_pattern(&text));
+                        }
+                        b.to_string()
+                    }
                     None => b.to_string(),
                 };
                 let not = if op == CmpOp::NotLike { "NOT " } else { "" };
