@@ -15,6 +15,8 @@
 //!   With `readers == 0` (and for [`SqliteStore::open_in_memory`]) reads run on the
 //!   writer thread, between batches.
 //!
+//! Job queues are unbounded: back-pressure belongs above the store (request limits).
+//!
 //! Every connection gets: `journal_mode=WAL`, `synchronous` (FULL by default: a commit is
 //! on stable storage when the job is told `Ok`), `busy_timeout`, `foreign_keys=ON`,
 //! `temp_store=MEMORY`, `cache_size`, `journal_size_limit`, `trusted_schema=OFF`.
