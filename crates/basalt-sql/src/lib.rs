@@ -5,6 +5,7 @@
 
 pub mod compile;
 pub mod ddl;
+pub mod filter;
 mod query;
 pub mod record;
 

@@ -1,0 +1,224 @@
+//! Whole statements: list, count, view/update/delete-with-rule and the create-rule check.
+
+use basalt_schema::{Collection, Field, FieldKind};
+use serde_json::{Map, Value as Json};
+
+use super::compile::CompiledExpr;
+use super::context::RequestContext;
+use super::sort::CompiledSort;
+use crate::record::{encode, select_columns};
+use crate::{Dialect, SqlQuery, Value};
+
+/// Builds the `SELECT`s of one collection from compiled rules, filters and sorts.
+///
+/// Every condition is ANDed; bind numbers run across the whole statement.
+///
+/// ```text
+/// SELECT <fields> FROM "posts" [sort joins] WHERE (rule) AND (filter) [AND "posts"."id" = ?]
+///   [ORDER BY ...] [LIMIT ? OFFSET ?]
+/// SELECT COUNT(*) FROM "posts" WHERE (rule) AND (filter)
+/// ```
+#[derive(Debug, Clone)]
+pub struct SelectBuilder<'a> {
+    dialect: Dialect,
+    collection: &'a Collection,
+    ctx: &'a RequestContext,
+    conditions: Vec<&'a CompiledExpr>,
+    sort: Option<&'a CompiledSort>,
+    id: Option<String>,
+    page: Option<(u64, u64)>,
+}
+
+impl<'a> SelectBuilder<'a> {
+    /// A builder for rows of `collection` read by the caller of `ctx`.
+    pub fn new(
+        dialect: Dialect,
+        collection: &'a Collection,
+        ctx: &'a RequestContext,
+    ) -> SelectBuilder<'a> {
+        SelectBuilder {
+            dialect,
+            collection,
+            ctx,
+            conditions: Vec::new(),
+            sort: None,
+            id: None,
+            page: None,
+        }
+    }
+
+    /// ANDs a compiled rule or filter (always-true ones are skipped).
+    pub fn filter(mut self, expr: &'a CompiledExpr) -> Self {
+        debug_assert_eq!(
+            expr.dialect(),
+            self.dialect,
+            "expression compiled for another dialect"
+        );
+        if !expr.is_always() {
+            self.conditions.push(expr);
+        }
+        self
+    }
+
+    /// Sets the sort (list queries only).
+    pub fn sort(mut self, sort: &'a CompiledSort) -> Self {
+        self.sort = Some(sort);
+        self
+    }
+
+    /// Restricts to one record id.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// `LIMIT limit OFFSET offset` (list queries only).
+    pub fn page(mut self, limit: u64, offset: u64) -> Self {
+        self.page = Some((limit, offset));
+        self
+    }
+
+    fn table(&self) -> String {
+        self.dialect.quote_ident(&self.collection.name)
+    }
+
+    fn bind(&self, value: Value, cast: &str, binds: &mut Vec<Value>) -> String {
+        binds.push(value);
+        let mut out = self.dialect.placeholder(binds.len());
+        if self.dialect == Dialect::Postgres {
+            out.push_str("::");
+            out.push_str(cast);
+        }
+        out
+    }
+
+    fn where_clause(&self, sql: &mut String, binds: &mut Vec<Value>) {
+        let table = self.table();
+        let mut first = true;
+        let mut and = |sql: &mut String| {
+            sql.push_str(if first { " WHERE " } else { " AND " });
+            first = false;
+        };
+        if let Some(id) = &self.id {
+            and(sql);
+            let placeholder = self.bind(Value::Text(id.clone()), "text", binds);
+            sql.push_str(&format!("{table}.\"id\" = {placeholder}"));
+        }
+        for condition in &self.conditions {
+            and(sql);
+            condition.render_into(self.ctx, &table, sql, binds);
+        }
+    }
+
+    /// `SELECT <every field> ...` with sort and page; rows decode with
+    /// [`crate::record::decode_row`].
+    pub fn list(&self) -> SqlQuery {
+        let table = self.table();
+        let mut binds = Vec::new();
+        let mut joins = String::new();
+        let mut order = String::new();
+        if let Some(sort) = self.sort {
+            sort.render(self.ctx, &table, &mut joins, &mut order, &mut binds);
+        }
+        let mut sql = format!(
+            "SELECT {} FROM {table}{joins}",
+            select_columns(self.collection, self.dialect)
+        );
+        self.where_clause(&mut sql, &mut binds);
+        if !order.is_empty() {
+            sql.push_str(" ORDER BY ");
+            sql.push_str(&order);
+        }
+        if let Some((limit, offset)) = self.page {
+            let limit = self.bind(
+                Value::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+                "int8",
+                &mut binds,
+            );
+            let offset = self.bind(
+                Value::Int(i64::try_from(offset).unwrap_or(i64::MAX)),
+                "int8",
+                &mut binds,
+            );
+            sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
+        }
+        SqlQuery::with_binds(sql, binds)
+    }
+
+    /// `SELECT COUNT(*) ...`: the number of rows `list` would return without a page.
+    pub fn count(&self) -> SqlQuery {
+        let mut binds = Vec::new();
+        let mut sql = format!("SELECT COUNT(*) FROM {}", self.table());
+        self.where_clause(&mut sql, &mut binds);
+        SqlQuery::with_binds(sql, binds)
+    }
+
+    /// `SELECT 1 ... LIMIT 1`: whether any row matches (update/delete rule checks).
+    pub fn exists(&self) -> SqlQuery {
+        let mut binds = Vec::new();
+        let mut sql = format!("SELECT 1 FROM {}", self.table());
+        self.where_clause(&mut sql, &mut binds);
+        sql.push_str(" LIMIT 1");
+        SqlQuery::with_binds(sql, binds)
+    }
+}
+
+/// The name of the one-row CTE that holds a record being created.
+pub const NEW_RECORD_CTE: &str = "__basalt_new";
+
+fn pg_type(field: &Field) -> &'static str {
+    match &field.kind {
+        FieldKind::Number { .. } => "float8",
+        FieldKind::Bool { .. } => "boolean",
+        FieldKind::Json { .. } | FieldKind::GeoPoint { .. } => "jsonb",
+        _ if field.is_multiple() => "jsonb",
+        _ => "text",
+    }
+}
+
+/// The create-rule check: the new record (normalized field values) as a one-row CTE,
+/// and `SELECT COUNT(*)` of it under `rule`; the rule passes when the count is 1.
+///
+/// ```text
+/// WITH "__basalt_new" AS (SELECT ?1 AS "id", ?2 AS "title", ...)
+/// SELECT COUNT(*) FROM "__basalt_new" WHERE (rule)
+/// ```
+pub fn create_check(
+    dialect: Dialect,
+    collection: &Collection,
+    record: &Map<String, Json>,
+    rule: &CompiledExpr,
+    ctx: &RequestContext,
+) -> SqlQuery {
+    let mut binds = Vec::new();
+    let mut columns = Vec::new();
+    for field in &collection.fields {
+        let value = record.get(&field.name).cloned().unwrap_or(Json::Null);
+        let value = match encode(field, &value) {
+            Value::Int(n) if matches!(field.kind, FieldKind::Number { .. }) => {
+                Value::Float(n as f64)
+            }
+            other => other,
+        };
+        binds.push(value);
+        let mut placeholder = dialect.placeholder(binds.len());
+        if dialect == Dialect::Postgres {
+            placeholder.push_str("::");
+            placeholder.push_str(pg_type(field));
+        }
+        columns.push(format!(
+            "{placeholder} AS {}",
+            dialect.quote_ident(&field.name)
+        ));
+    }
+    let cte = dialect.quote_ident(NEW_RECORD_CTE);
+    let mut sql = format!(
+        "WITH {cte} AS (SELECT {}) SELECT COUNT(*) FROM {cte}",
+        columns.join(", ")
+    );
+    if !rule.is_always() {
+        sql.push_str(" WHERE ");
+        rule.render_into(ctx, &cte, &mut sql, &mut binds);
+    }
+    SqlQuery::with_binds(sql, binds)
+}

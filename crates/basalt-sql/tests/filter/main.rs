@@ -1,0 +1,4 @@
+//! Tests of the filter/rule compiler (`basalt_sql::filter`).
+
+mod schema;
+mod snapshots;

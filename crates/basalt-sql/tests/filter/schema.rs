@@ -1,0 +1,220 @@
+//! The fixed test schema: users (auth), posts, comments, locked.
+
+use basalt_schema::{Collection, CollectionType, Field, FieldKind, SchemaLookup};
+use basalt_sql::filter::{AuthContext, RequestContext};
+use serde_json::{Value as Json, json};
+
+pub(crate) struct TestSchema {
+    pub(crate) collections: Vec<Collection>,
+}
+
+impl SchemaLookup for TestSchema {
+    fn find(&self, name_or_id: &str) -> Option<&Collection> {
+        self.collections
+            .iter()
+            .find(|c| c.id == name_or_id)
+            .or_else(|| {
+                self.collections
+                    .iter()
+                    .find(|c| c.name.eq_ignore_ascii_case(name_or_id))
+            })
+    }
+
+    fn all(&self) -> Vec<&Collection> {
+        self.collections.iter().collect()
+    }
+}
+
+impl TestSchema {
+    pub(crate) fn get(&self, name: &str) -> &Collection {
+        self.find(name).expect("test collection")
+    }
+}
+
+fn text() -> FieldKind {
+    FieldKind::text()
+}
+
+fn relation(target: &str, max_select: u64) -> FieldKind {
+    FieldKind::Relation {
+        required: false,
+        collection_id: target.to_string(),
+        cascade_delete: false,
+        min_select: 0,
+        max_select,
+    }
+}
+
+fn autodate(collection: &mut Collection) {
+    collection.fields.push(Field::new(
+        "created",
+        FieldKind::Autodate {
+            on_create: true,
+            on_update: false,
+        },
+    ));
+    collection.fields.push(Field::new(
+        "updated",
+        FieldKind::Autodate {
+            on_create: true,
+            on_update: true,
+        },
+    ));
+}
+
+pub(crate) fn schema() -> TestSchema {
+    let mut users = Collection::new(CollectionType::Auth, "users");
+    users.id = "_pb_users_auth_".to_string();
+    users.fields.push(Field::new("name", text()));
+    users.fields.push(Field::new(
+        "age",
+        FieldKind::Number {
+            required: false,
+            min: None,
+            max: None,
+            only_int: false,
+        },
+    ));
+    users
+        .fields
+        .push(Field::new("friends", relation("_pb_users_auth_", 5)));
+    autodate(&mut users);
+    users.list_rule = Some("id = @request.auth.id || emailVisibility = true".to_string());
+
+    let mut posts = Collection::new(CollectionType::Base, "posts");
+    posts.id = "pbc_posts".to_string();
+    posts.fields.push(Field::new("title", text()));
+    posts.fields.push(Field::new(
+        "views",
+        FieldKind::Number {
+            required: false,
+            min: None,
+            max: None,
+            only_int: false,
+        },
+    ));
+    posts
+        .fields
+        .push(Field::new("active", FieldKind::Bool { required: false }));
+    posts.fields.push(Field::new(
+        "tags",
+        FieldKind::Select {
+            required: false,
+            values: vec!["a".into(), "b".into(), "c".into()],
+            max_select: 3,
+        },
+    ));
+    posts.fields.push(Field::new(
+        "status",
+        FieldKind::Select {
+            required: false,
+            values: vec!["draft".into(), "live".into()],
+            max_select: 1,
+        },
+    ));
+    posts
+        .fields
+        .push(Field::new("author", relation("_pb_users_auth_", 1)));
+    posts
+        .fields
+        .push(Field::new("likes", relation("_pb_users_auth_", 5)));
+    posts.fields.push(Field::new(
+        "meta",
+        FieldKind::Json {
+            required: false,
+            max_size: 0,
+        },
+    ));
+    posts
+        .fields
+        .push(Field::new("geo", FieldKind::GeoPoint { required: false }));
+    posts.fields.push(Field::new(
+        "published",
+        FieldKind::Date {
+            required: false,
+            min: String::new(),
+            max: String::new(),
+        },
+    ));
+    let mut secret = Field::new("secret", text());
+    secret.hidden = true;
+    posts.fields.push(secret);
+    autodate(&mut posts);
+    posts.list_rule = Some(String::new());
+
+    let mut comments = Collection::new(CollectionType::Base, "comments");
+    comments.id = "pbc_comments".to_string();
+    comments
+        .fields
+        .push(Field::new("post", relation("pbc_posts", 1)));
+    comments.fields.push(Field::new("text", text()));
+    comments
+        .fields
+        .push(Field::new("user", relation("_pb_users_auth_", 1)));
+    autodate(&mut comments);
+    comments.list_rule = Some(String::new());
+
+    let mut locked = Collection::new(CollectionType::Base, "locked");
+    locked.id = "pbc_locked".to_string();
+    locked.fields.push(Field::new("name", text()));
+    locked
+        .fields
+        .push(Field::new("post", relation("pbc_posts", 1)));
+    locked.list_rule = None;
+
+    let mut tagged = Collection::new(CollectionType::Base, "tagged");
+    tagged.id = "pbc_tagged".to_string();
+    tagged.fields.push(Field::new("label", text()));
+    tagged
+        .fields
+        .push(Field::new("posts", relation("pbc_posts", 9)));
+    tagged.list_rule = Some(String::new());
+
+    TestSchema {
+        collections: vec![users, posts, comments, locked, tagged],
+    }
+}
+
+/// 2024-02-29 13:45:30.250Z
+pub(crate) const NOW_MS: i64 = 1_709_214_330_250;
+
+fn object(value: Json) -> serde_json::Map<String, Json> {
+    match value {
+        Json::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// A signed-in user posting a body.
+pub(crate) fn user_ctx(schema: &TestSchema) -> RequestContext {
+    let mut ctx = RequestContext::guest(NOW_MS);
+    ctx.auth = Some(AuthContext::new(
+        schema.get("users"),
+        object(
+            json!({"id": "u1", "email": "u1@example.com", "verified": true, "emailVisibility": false, "name": "U One"}),
+        ),
+    ));
+    ctx.body = object(json!({
+        "title": "hello",
+        "views": "12",
+        "tags": ["a", "b"],
+        "author": "u2",
+        "likes": ["u1", "u2"],
+        "meta": {"a": 1},
+        "extra": 5
+    }));
+    ctx.query.insert("q".into(), "x".into());
+    ctx.headers.insert("x_token".into(), "t".into());
+    ctx.method = "POST".into();
+    ctx
+}
+
+pub(crate) fn superuser_ctx() -> RequestContext {
+    let mut ctx = RequestContext::guest(NOW_MS);
+    let superusers = basalt_schema::default_superusers();
+    ctx.auth = Some(AuthContext::new(
+        &superusers,
+        object(json!({"id": "s1", "email": "s@example.com"})),
+    ));
+    ctx
+}
