@@ -86,10 +86,11 @@ impl<'a> Cx<'a> {
         self.slots.len() - 1
     }
 
-    pub(crate) fn into_template(self) -> Template {
+    /// The template of the finished fragments (unused slots dropped).
+    pub(crate) fn into_template(self, frags: &mut [&mut Frag]) -> Template {
         Template {
             dialect: self.dialect,
-            slots: self.slots,
+            slots: super::template::compact(self.slots, frags),
         }
     }
 
@@ -322,11 +323,9 @@ pub fn compile_expr(
     opts: &CompileOptions,
 ) -> Result<CompiledExpr, CompileError> {
     let mut cx = Cx::new(schema, collection, opts);
-    let frag = cx.compile_top(expr)?;
-    Ok(CompiledExpr {
-        frag,
-        template: cx.into_template(),
-    })
+    let mut frag = cx.compile_top(expr)?;
+    let template = cx.into_template(&mut [&mut frag]);
+    Ok(CompiledExpr { frag, template })
 }
 
 /// Parses and compiles a rule (no length limit). An empty or blank rule is

@@ -1391,7 +1391,7 @@ impl<'a> Cx<'a> {
             Dialect::Sqlite => "MIN(1.0, SQRT(",
             Dialect::Postgres => "LEAST(1.0, SQRT(",
         };
-        out.value = frag!["(12742.0 * ASIN(", clamp, inner, ")))"];
+        out.value = frag!["(12742.0 * ASIN(", clamp, inner, "))))"];
         Ok(out)
     }
 

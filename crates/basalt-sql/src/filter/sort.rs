@@ -141,10 +141,12 @@ pub fn compile_sort(
             }
         }
     }
-    let joins = Frag::join(cx.joins.iter().map(|join| join.sql.clone()), "");
+    let mut joins = Frag::join(cx.joins.iter().map(|join| join.sql.clone()), "");
+    let mut order = Frag::join(items, ", ");
+    let template = cx.into_template(&mut [&mut joins, &mut order]);
     Ok(CompiledSort {
         joins,
-        order: Frag::join(items, ", "),
-        template: cx.into_template(),
+        order,
+        template,
     })
 }

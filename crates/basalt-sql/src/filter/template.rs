@@ -375,6 +375,28 @@ pub(crate) fn like_pattern(text: &str) -> String {
     out
 }
 
+/// Drops the slots no fragment refers to and renumbers the others.
+pub(crate) fn compact(slots: Vec<Slot>, frags: &mut [&mut Frag]) -> Vec<Slot> {
+    let mut map: Vec<Option<usize>> = vec![None; slots.len()];
+    let mut kept = Vec::new();
+    for frag in frags.iter_mut() {
+        for piece in frag.0.iter_mut() {
+            if let Piece::Slot(idx) = piece {
+                let new = match map[*idx] {
+                    Some(new) => new,
+                    None => {
+                        kept.push(slots[*idx].clone());
+                        map[*idx] = Some(kept.len() - 1);
+                        kept.len() - 1
+                    }
+                };
+                *idx = new;
+            }
+        }
+    }
+    kept
+}
+
 /// A fragment and the slots it refers to.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Template {

@@ -218,3 +218,62 @@ pub(crate) fn superuser_ctx() -> RequestContext {
     ));
     ctx
 }
+
+/// The fixed rows of the snapshot-execution test.
+pub(crate) fn dataset() -> Vec<(&'static str, serde_json::Map<String, Json>)> {
+    let rows = [
+        (
+            "users",
+            json!({"id": "u1", "email": "u1@example.com", "emailVisibility": true, "verified": true, "name": "U One", "age": 30, "friends": ["u2"], "created": "2024-01-01 00:00:00.000Z"}),
+        ),
+        (
+            "users",
+            json!({"id": "u2", "email": "u2@example.com", "emailVisibility": false, "name": "U Two", "age": 20, "friends": ["u1", "u3"]}),
+        ),
+        (
+            "users",
+            json!({"id": "u3", "email": "", "name": "", "age": 0, "friends": []}),
+        ),
+        (
+            "posts",
+            json!({"id": "p1", "title": "a", "views": 1, "active": true, "tags": ["a", "b"], "status": "live", "author": "u1", "likes": ["u1", "u2"], "meta": {"a": 1, "b": {"c": "x"}}, "geo": {"lon": 10.0, "lat": 20.0}, "published": "2024-01-05 10:00:00.000Z", "created": "2024-02-01 00:00:00.000Z", "secret": "s1"}),
+        ),
+        (
+            "posts",
+            json!({"id": "p2", "title": "", "views": 0, "active": false, "tags": [], "status": "", "author": "", "likes": [], "meta": null, "created": "2024-02-29 10:00:00.000Z"}),
+        ),
+        (
+            "posts",
+            json!({"id": "p3", "title": "Hello_World", "views": 5.5, "tags": ["a"], "status": "draft", "author": "u2", "likes": ["u2"], "meta": {"a": "x"}, "geo": {"lon": 10.1, "lat": 20.1}, "created": "2023-12-31 23:59:59.999Z"}),
+        ),
+        (
+            "posts",
+            json!({"id": "p4", "title": "post 100%", "views": -3, "tags": ["c", "b"], "author": "u3", "likes": ["u3", "u1"], "meta": {"a": [1, 2]}, "created": "2024-02-29 14:00:00.000Z"}),
+        ),
+        (
+            "posts",
+            json!({"id": "p5", "title": "5", "views": 12, "active": true, "meta": {"a": true}, "author": "u1", "likes": ["u1"], "created": "2024-03-01 00:00:00.000Z"}),
+        ),
+        (
+            "comments",
+            json!({"id": "c1", "post": "p1", "text": "hi there", "user": "u1", "created": "2024-02-01 00:00:00.000Z"}),
+        ),
+        (
+            "comments",
+            json!({"id": "c2", "post": "p1", "text": "HI", "user": "u2"}),
+        ),
+        (
+            "comments",
+            json!({"id": "c3", "post": "p3", "text": "x", "user": "u3"}),
+        ),
+        (
+            "tagged",
+            json!({"id": "t1", "label": "x", "posts": ["p1", "p3"]}),
+        ),
+        ("tagged", json!({"id": "t2", "label": "y", "posts": []})),
+        ("locked", json!({"id": "l1", "name": "x", "post": "p1"})),
+    ];
+    rows.into_iter()
+        .map(|(name, row)| (name, object(row)))
+        .collect()
+}

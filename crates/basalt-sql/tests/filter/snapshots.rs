@@ -14,7 +14,7 @@ use crate::schema::{TestSchema, schema, superuser_ctx, user_ctx};
 
 /// How a case is compiled: `rule`, `client` (non-superuser filter), `super` (superuser
 /// filter), `sort` (non-superuser sort), `ssort` (superuser sort).
-const CASES: &[(&str, &str, &str)] = &[
+pub(crate) const CASES: &[(&str, &str, &str)] = &[
     // Operators on plain fields.
     ("rule", "posts", "title = 'a'"),
     ("rule", "posts", "title != 'a'"),
