@@ -120,16 +120,7 @@ impl Cx<'_> {
             Lit::Text(text) => ExprOp::plain(self.constant(Value::Text(text)), Ty::Text),
             Lit::Number(number) => ExprOp::plain(self.constant(Value::Float(number)), Ty::Number),
             Lit::Bool(value) => ExprOp::plain(self.constant(Value::Bool(value)), Ty::Bool),
-            Lit::Null => {
-                let sql = match (self.dialect, null_ty) {
-                    (Dialect::Sqlite, _) => "NULL",
-                    (Dialect::Postgres, Ty::Text) => "NULL::text",
-                    (Dialect::Postgres, Ty::Number) => "NULL::float8",
-                    (Dialect::Postgres, Ty::Bool) => "NULL::boolean",
-                    (Dialect::Postgres, Ty::Json) => "NULL::jsonb",
-                };
-                ExprOp::plain(Frag::sql(sql), null_ty)
-            }
+            Lit::Null => self.typed_null(null_ty),
         }
     }
 
@@ -487,8 +478,9 @@ impl Cx<'_> {
                     .filter(|_| expr.ty == Ty::Text || expr.flexible);
                 match request_slot {
                     Some(idx) => {
-                        self.slots[idx].conv = Conv::Like;
-                        expr.value.clone()
+                        // A new slot: the original one may be shared with other uses.
+                        let source = self.slots[idx].source.clone();
+                        Frag::slot(self.slot(source, Conv::Like))
                     }
                     None => {
                         let text = match self.dialect {

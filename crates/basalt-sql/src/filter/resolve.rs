@@ -917,6 +917,18 @@ impl<'a> Cx<'a> {
         self.resolve_record(coll, alias, &path.segments[2..], walk, span, full)
     }
 
+    /// A NULL of the given type (typed on PostgreSQL).
+    pub(crate) fn typed_null(&self, ty: Ty) -> ExprOp {
+        let sql = match (self.dialect, ty) {
+            (Dialect::Sqlite, _) => "NULL",
+            (Dialect::Postgres, Ty::Text) => "NULL::text",
+            (Dialect::Postgres, Ty::Number) => "NULL::float8",
+            (Dialect::Postgres, Ty::Bool) => "NULL::boolean",
+            (Dialect::Postgres, Ty::Json) => "NULL::jsonb",
+        };
+        ExprOp::plain(Frag::sql(sql), ty)
+    }
+
     /// A request slot as an operand.
     fn request_slot(&mut self, source: Source, conv: Conv, ty: Ty, flexible: bool) -> ExprOp {
         let slot = self.slot(source, conv);
@@ -931,7 +943,7 @@ impl<'a> Cx<'a> {
 
     /// The typed NULL of a missing `@request.*` value.
     fn missing(&self) -> Operand {
-        Operand::Expr(ExprOp::plain(Frag::sql("NULL"), Ty::Json))
+        Operand::Expr(self.typed_null(Ty::Json))
     }
 
     /// `@request.*`.
@@ -1066,7 +1078,7 @@ impl<'a> Cx<'a> {
         let guard = self.auth_guard();
         let auth_coll = self.auth_collection;
         let Some(coll) = auth_coll.filter(|coll| coll.field(&key).is_some()) else {
-            let mut op = ExprOp::plain(Frag::sql("NULL"), Ty::Json);
+            let mut op = self.typed_null(Ty::Json);
             op.auth_guard = Some(guard);
             return Ok(Operand::Expr(op));
         };
@@ -1317,7 +1329,7 @@ impl<'a> Cx<'a> {
             Operand::Lit(Lit::Number(n)) => {
                 ExprOp::plain(self.constant(Value::Float(n)), Ty::Number)
             }
-            Operand::Lit(Lit::Null) => ExprOp::plain(Frag::sql("NULL"), Ty::Number),
+            Operand::Lit(Lit::Null) => self.typed_null(Ty::Number),
             Operand::Lit(Lit::Text(text)) => match text.trim().parse::<f64>() {
                 Ok(n) if n.is_finite() => ExprOp::plain(self.constant(Value::Float(n)), Ty::Number),
                 _ => {
