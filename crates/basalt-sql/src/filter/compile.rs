@@ -71,9 +71,12 @@ impl<'a> Cx<'a> {
     /// Adds a slot; slots with a fixed conversion are shared.
     pub(crate) fn slot(&mut self, source: Source, conv: Conv) -> usize {
         let slot = Slot { source, conv };
+        // Request values that may be retyped are never shared, and neither are
+        // constants (so the SQL text never depends on which literals are equal).
         let shareable = !matches!(
             slot.source,
-            Source::Query(_)
+            Source::Const(_)
+                | Source::Query(_)
                 | Source::Header(_)
                 | Source::Body(_)
                 | Source::Method
