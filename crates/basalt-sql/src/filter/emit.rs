@@ -162,6 +162,24 @@ impl Cx<'_> {
                 self.emit_order(op, &a, &b)
             }
         };
+        let paddings: Vec<&Frag> = [left, right]
+            .into_iter()
+            .filter_map(|side| match side {
+                Operand::Expr(expr) => expr.padding.as_ref(),
+                Operand::Lit(_) => None,
+            })
+            .collect();
+        let core = if paddings.is_empty() {
+            core
+        } else if matches!(op, CmpOp::Neq | CmpOp::NotLike) {
+            let mut parts: Vec<Frag> = paddings.into_iter().cloned().collect();
+            parts.push(core);
+            frag!["(", Frag::join(parts, " OR "), ")"]
+        } else {
+            let mut parts: Vec<Frag> = paddings.into_iter().map(|p| frag!["NOT ", p]).collect();
+            parts.push(core);
+            frag!["(", Frag::join(parts, " AND "), ")"]
+        };
         let mut guards: Vec<Frag> = Vec::new();
         for side in [left, right] {
             if let Operand::Expr(expr) = side {

@@ -51,6 +51,9 @@ pub(crate) struct ExprOp {
     /// `<auth id> IS NOT NULL` on values read from `@request.auth`: a guest's value
     /// matches nothing but an explicit `''` / `null` literal.
     pub(crate) auth_guard: Option<Frag>,
+    /// For values of a submitted list: true on the stand-in row of an empty list,
+    /// which satisfies `!=` / `!~` and nothing else (PocketBase's behaviour).
+    pub(crate) padding: Option<Frag>,
     /// The value is a bare request slot whose conversion follows the other side.
     pub(crate) flexible: bool,
 }
@@ -64,6 +67,7 @@ impl ExprOp {
             multi: false,
             guard: None,
             auth_guard: None,
+            padding: None,
             flexible: false,
         }
     }
@@ -86,6 +90,8 @@ struct Walk {
     multi: bool,
     hops: usize,
     auth_guard: Option<Frag>,
+    /// See [`ExprOp::padding`].
+    padding: Option<Frag>,
 }
 
 /// The path as written, for messages.
@@ -461,6 +467,7 @@ impl<'a> Cx<'a> {
         out.joins = walk.chain.clone();
         out.multi = walk.multi;
         out.auth_guard = walk.auth_guard.clone();
+        out.padding = walk.padding.clone();
         out.guard = guard;
         Ok(out)
     }
@@ -546,6 +553,7 @@ impl<'a> Cx<'a> {
             multi: walk.multi,
             guard,
             auth_guard: walk.auth_guard,
+            padding: walk.padding,
             flexible: false,
         };
         if mods.lower {
@@ -740,6 +748,7 @@ impl<'a> Cx<'a> {
                 joins: walk.chain,
                 multi: walk.multi,
                 guard: None,
+                padding: walk.padding,
                 auth_guard: walk.auth_guard,
                 flexible: false,
             };
@@ -1156,7 +1165,7 @@ impl<'a> Cx<'a> {
         if mods.each && !field.is_list_kind() {
             return Err(self.multivalue_error(&key, span, full));
         }
-        let mut op = if field.is_list_kind() && field.is_multiple() {
+        let mut op = if mods.each && field.is_multiple() {
             let slot = self.slot(Source::Body(key.clone()), Conv::JsonArray);
             let (walk, value) = self.each_join(
                 &Walk::default(),
@@ -1165,15 +1174,22 @@ impl<'a> Cx<'a> {
                 span,
                 full,
             )?;
+            // Submitted lists have no NULL stand-in for "empty": an empty list
+            // matches nothing (PocketBase), so the padding row never satisfies.
+            let padding = frag![&value, " IS NULL"];
             ExprOp {
                 value,
                 ty: Ty::Text,
                 joins: walk.chain,
                 multi: true,
                 guard: None,
+                padding: Some(padding),
                 auth_guard: None,
                 flexible: false,
             }
+        } else if mods.each {
+            let slot = self.slot(Source::Body(key), Conv::Text);
+            ExprOp::plain(Frag::slot(slot), Ty::Text)
         } else {
             let (conv, ty) = match field_ty(field) {
                 Ty::Number => (Conv::Number, Ty::Number),
@@ -1227,6 +1243,7 @@ impl<'a> Cx<'a> {
                         full,
                     )?;
                     walk = next;
+                    walk.padding = Some(frag![&value, " IS NULL"]);
                     value
                 } else {
                     let slot = self.slot(Source::Body(key.clone()), Conv::Text);

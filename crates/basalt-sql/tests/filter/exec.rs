@@ -194,3 +194,80 @@ fn statements_run_on_sqlite_and_postgres() {
         ]
     );
 }
+
+/// Create-rule results on submitted lists, as observed on PocketBase 0.40.6: a
+/// multiple field without `:each` is the whole array, and an empty submitted list
+/// satisfies `!=` / `?!=` under `:each` but no positive comparison.
+#[test]
+fn submitted_lists_behave_like_pocketbase() {
+    let schema = schema();
+    let posts = schema.get("posts");
+    let cases: &[(serde_json::Value, &str, i64)] = &[
+        (
+            serde_json::json!(["a", "b"]),
+            "@request.body.tags ?= 'a'",
+            0,
+        ),
+        (serde_json::json!(["a", "b"]), "@request.body.tags = 'a'", 0),
+        (
+            serde_json::json!(["a", "b"]),
+            "@request.body.tags:each ?= 'a'",
+            1,
+        ),
+        (
+            serde_json::json!(["a", "b"]),
+            "@request.body.tags:each = 'a'",
+            0,
+        ),
+        (serde_json::json!(["a", "b"]), "@request.body.tags ~ 'a'", 1),
+        (
+            serde_json::json!(["a", "b"]),
+            "@request.body.tags:length = 2",
+            1,
+        ),
+        (serde_json::json!([]), "@request.body.tags ?= 'a'", 0),
+        (serde_json::json!([]), "@request.body.tags = ''", 0),
+        (serde_json::json!([]), "@request.body.tags:each = ''", 0),
+        (serde_json::json!([]), "@request.body.tags:each ?= ''", 0),
+        (serde_json::json!([]), "@request.body.tags:each = null", 0),
+        (serde_json::json!([]), "@request.body.tags:each ~ '%'", 0),
+        (serde_json::json!([]), "@request.body.tags:each != 'x'", 1),
+        (serde_json::json!([]), "@request.body.tags:each ?!= 'x'", 1),
+        (
+            serde_json::json!(["a"]),
+            "@request.body.tags:each != 'x'",
+            1,
+        ),
+        (serde_json::Value::Null, "@request.body.tags:each = ''", 0),
+        (serde_json::Value::Null, "@request.body.tags:each != 'x'", 1),
+        (serde_json::Value::Null, "@request.body.views = 0", 0),
+        (serde_json::Value::Null, "@request.body.nope = null", 1),
+    ];
+    let mut lite = Sqlite::new();
+    setup(&mut lite, &schema, &[]);
+    let mut pg = Postgres::new("body");
+    setup(&mut pg, &schema, &[]);
+    for db in [&mut lite as &mut dyn Db, &mut pg as &mut dyn Db] {
+        for (tags, rule, expected) in cases {
+            let mut ctx = basalt_sql::filter::RequestContext::guest(crate::schema::NOW_MS);
+            ctx.body.insert("title".into(), "n".into());
+            if !tags.is_null() {
+                ctx.body.insert("tags".into(), tags.clone());
+            }
+            let opts = CompileOptions::rule(db.dialect(), &ctx);
+            let compiled = compile_rule(&schema, posts, rule, &opts).expect("compiles");
+            let record = ctx.body.clone();
+            let check =
+                basalt_sql::filter::create_check(db.dialect(), posts, &record, &compiled, &ctx);
+            let got = db
+                .count(&check)
+                .unwrap_or_else(|err| panic!("{rule}: {err}"));
+            assert_eq!(
+                got,
+                *expected,
+                "{:?}: {rule} with tags {tags}",
+                db.dialect()
+            );
+        }
+    }
+}
