@@ -38,8 +38,10 @@ fn conv_for(ty: Ty) -> Conv {
     }
 }
 
-/// Converts a literal to `ty` when it reads as one; otherwise keeps it.
-fn coerce_lit(lit: Lit, ty: Ty) -> Lit {
+/// Converts a literal to `ty` when it reads as one; otherwise keeps it. A number is
+/// never equal to a text field (`title = 5` matches nothing, as in PocketBase), but is
+/// compared as text by `<`/`>` (SQLite's affinity does the same).
+fn coerce_lit(lit: Lit, ty: Ty, op: CmpOp) -> Lit {
     match (lit, ty) {
         (Lit::Text(text), Ty::Number) if !text.trim().is_empty() => {
             match text.trim().parse::<f64>() {
@@ -52,7 +54,9 @@ fn coerce_lit(lit: Lit, ty: Ty) -> Lit {
             "0" | "f" | "F" | "false" | "FALSE" | "False" => Lit::Bool(false),
             _ => Lit::Text(text),
         },
-        (Lit::Number(number), Ty::Text) => Lit::Text(number_text(number)),
+        (Lit::Number(number), Ty::Text) if !matches!(op, CmpOp::Eq | CmpOp::Neq) => {
+            Lit::Text(number_text(number))
+        }
         (Lit::Bool(value), Ty::Number) => Lit::Number(if value { 1.0 } else { 0.0 }),
         (lit, _) => lit,
     }
@@ -95,7 +99,10 @@ impl Cx<'_> {
                     }
                     (Operand::Lit(lit), Operand::Expr(expr))
                 } else {
-                    (Operand::Lit(coerce_lit(lit, expr.ty)), Operand::Expr(expr))
+                    (
+                        Operand::Lit(coerce_lit(lit, expr.ty, op)),
+                        Operand::Expr(expr),
+                    )
                 }
             }
             (Operand::Expr(expr), Operand::Lit(lit)) => {

@@ -438,14 +438,14 @@ impl Eval<'_> {
         }
     }
 
-    fn lit(side: &Side, other: Option<Class>) -> V {
+    fn lit(side: &Side, other: Option<Class>, equality: bool) -> V {
         match side {
             Side::Text(t) => match other {
                 Some(Class::Num) => t.trim().parse::<f64>().map_or(V::Text(t.clone()), V::Num),
                 _ => V::Text(t.clone()),
             },
             Side::Num(n) => match other {
-                Some(Class::Text) => V::Text(format_num(*n)),
+                Some(Class::Text) if !equality => V::Text(format_num(*n)),
                 _ => V::Num(*n),
             },
             Side::Bool(b) => V::Num(if *b { 1.0 } else { 0.0 }),
@@ -463,6 +463,7 @@ impl Eval<'_> {
         other: &Side,
         env: &BTreeMap<&str, Option<String>>,
         all: bool,
+        equality: bool,
     ) -> Vec<V> {
         match side {
             Side::Op(op) => match op.source() {
@@ -479,7 +480,7 @@ impl Eval<'_> {
                     Side::Op(op) if op.class() != Class::Json => Some(op.class()),
                     _ => None,
                 };
-                vec![Self::lit(lit, other_class)]
+                vec![Self::lit(lit, other_class, equality)]
             }
         }
     }
@@ -494,8 +495,9 @@ impl Eval<'_> {
     ) -> bool {
         let any = op.starts_with('?');
         let base = op.trim_start_matches('?');
-        let la = self.side_values(post, a, b, env, !any);
-        let lb = self.side_values(post, b, a, env, !any);
+        let equality = matches!(base, "=" | "!=");
+        let la = self.side_values(post, a, b, env, !any, equality);
+        let lb = self.side_values(post, b, a, env, !any, equality);
         let guest_blocked = self.auth.is_none()
             && ((matches!(a, Side::Op(o) if o.auth()) && !b.is_empty_lit())
                 || (matches!(b, Side::Op(o) if o.auth()) && !a.is_empty_lit()));
