@@ -26,6 +26,36 @@
 //!   joined collections need a list rule (null is an error) which is applied to the
 //!   joined rows, and auth-record emails match only where `emailVisibility` is on.
 //!
+//! # Deliberate differences from PocketBase
+//!
+//! - Guests fail closed: PocketBase lets a guest pass `owner = @request.auth.id` on
+//!   records whose `owner` is empty (NULL folds to `''`); here it never does.
+//! - A rule and a client filter are compiled separately, so `?` terms on the same
+//!   relation in the rule and in the filter do not share a joined row.
+//! - A plain operator between two values of the same multi-valued path
+//!   (`likes.name = likes.email`) compares within each related row, not all pairs.
+//! - A text literal that reads as a number is compared as a number with number fields
+//!   (`views = '5'`, as PocketBase) and, for `<`/`>`, a number literal as text with text
+//!   fields; `@request.*` values are converted to the other side's type when bound.
+//! - Sorting by a multi-valued path is refused (PocketBase picks an arbitrary row).
+//!
+//! # Dialects
+//!
+//! - PostgreSQL placeholders always carry a cast (`$1::text`, `::float8`, `::boolean`,
+//!   `::jsonb`, `::int8`), so every bind has a fixed type; JSON values are bound as text.
+//! - `LIKE` is `LOWER(x COLLATE "C") LIKE LOWER(p COLLATE "C") ESCAPE '\'` on
+//!   PostgreSQL (ASCII-only folding, as SQLite); text ordering uses `COLLATE "C"`; sorts
+//!   add `NULLS FIRST`/`NULLS LAST` to match SQLite's NULL placement.
+//! - JSON values (`meta.a`, unknown `@request.body` keys) are compared on PostgreSQL
+//!   with SQLite's rules for mixed types (see `emit`); arrays and objects compared as
+//!   text differ in spacing (`jsonb` prints `[1, 2]`, SQLite `[1,2]`).
+//! - `@rowid` is SQLite's rowid; PostgreSQL has none and sorts by `created` (when the
+//!   collection has it), then `id`.
+//! - `strftime` is SQLite's own; on PostgreSQL the specifiers `%d %m %Y %H %M %S %f %j
+//!   %w %u %s %F %T %R %%` are emulated and modifiers or other specifiers are refused.
+//! - `geoDistance` uses `RADIANS`, `SIN`, `COS`, `ASIN`, `SQRT`, `POWER`: SQLite needs its
+//!   math functions (the bundled build lacks them; the SQLite store must register them).
+//!
 //! # Limits
 //!
 //! [`MAX_RELATION_HOPS`] relations per path (PocketBase's), [`MAX_JOINS`] joins per

@@ -478,7 +478,7 @@ impl<'a> Cx<'a> {
                 Kind::HiddenField,
                 span,
                 format!(
-                    "cannot filter by hidden field {} in {}",
+                    "cannot filter or sort by hidden field {} in {}",
                     quote(&field.name),
                     quote(full)
                 ),
