@@ -71,7 +71,9 @@ pub fn column_def(field: &Field, dialect: Dialect) -> String {
         Dialect::Postgres => "DOUBLE PRECISION",
     };
     let ty = match &field.kind {
-        FieldKind::Text { primary_key: true, .. } => {
+        FieldKind::Text {
+            primary_key: true, ..
+        } => {
             return format!("{name} {text} PRIMARY KEY NOT NULL");
         }
         FieldKind::Number { .. } => format!("{number} DEFAULT 0 NOT NULL"),
@@ -92,8 +94,11 @@ pub fn column_def(field: &Field, dialect: Dialect) -> String {
 
 /// `CREATE TABLE` for a base or auth collection, followed by its indexes.
 pub fn create_collection(collection: &Collection, dialect: Dialect) -> Vec<String> {
-    let columns: Vec<String> =
-        collection.fields.iter().map(|field| column_def(field, dialect)).collect();
+    let columns: Vec<String> = collection
+        .fields
+        .iter()
+        .map(|field| column_def(field, dialect))
+        .collect();
     let mut statements = vec![format!(
         "CREATE TABLE {} ({})",
         q(dialect, &collection.name),
@@ -154,12 +159,20 @@ fn index_statement(collection: &Collection, sql: &str, dialect: Dialect) -> Opti
 fn column_list(sql: &str) -> Option<Vec<String>> {
     let open = sql.find('(')?;
     let close = sql.rfind(')')?;
-    (open < close).then(|| sql[open + 1..close].split(',').map(|c| c.trim().to_string()).collect())
+    (open < close).then(|| {
+        sql[open + 1..close]
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .collect()
+    })
 }
 
 /// Accepts only `col != ''`, `col <> ''`, `col = ''` style conditions over known fields.
 fn simple_condition(collection: &Collection, text: &str, dialect: Dialect) -> Option<String> {
-    let cleaned: String = text.chars().filter(|c| !matches!(c, '`' | '"' | '[' | ']')).collect();
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !matches!(c, '`' | '"' | '[' | ']'))
+        .collect();
     let mut parts = cleaned.split_whitespace();
     let column = parts.next()?;
     let op = parts.next()?;
@@ -196,7 +209,10 @@ pub fn migrate_collection(old: &Collection, new: &Collection, dialect: Dialect) 
     let table = q(dialect, &new.name);
     for field in &old.fields {
         if !new.fields.iter().any(|f| f.id == field.id) {
-            statements.push(format!("ALTER TABLE {table} DROP COLUMN {}", q(dialect, &field.name)));
+            statements.push(format!(
+                "ALTER TABLE {table} DROP COLUMN {}",
+                q(dialect, &field.name)
+            ));
         }
     }
     for field in &new.fields {
@@ -213,7 +229,10 @@ pub fn migrate_collection(old: &Collection, new: &Collection, dialect: Dialect) 
                     statements.extend(convert_multiplicity(&table, field, dialect));
                 }
             }
-            None => statements.push(format!("ALTER TABLE {table} ADD COLUMN {}", column_def(field, dialect))),
+            None => statements.push(format!(
+                "ALTER TABLE {table} ADD COLUMN {}",
+                column_def(field, dialect)
+            )),
         }
     }
     statements.extend(create_indexes(new, dialect));
@@ -231,9 +250,9 @@ fn convert_multiplicity(table: &str, field: &Field, dialect: Dialect) -> Vec<Str
         (true, Dialect::Postgres) => format!(
             "UPDATE {table} SET {temp} = CASE WHEN {column} = '' OR {column} IS NULL THEN '[]'::jsonb ELSE jsonb_build_array({column}) END"
         ),
-        (false, Dialect::Sqlite) => format!(
-            "UPDATE {table} SET {temp} = COALESCE(json_extract({column}, '$[#-1]'), '')"
-        ),
+        (false, Dialect::Sqlite) => {
+            format!("UPDATE {table} SET {temp} = COALESCE(json_extract({column}, '$[#-1]'), '')")
+        }
         (false, Dialect::Postgres) => format!(
             "UPDATE {table} SET {temp} = COALESCE({column}->>(jsonb_array_length({column}) - 1), '')"
         ),
@@ -241,7 +260,10 @@ fn convert_multiplicity(table: &str, field: &Field, dialect: Dialect) -> Vec<Str
     let mut temp_field = field.clone();
     temp_field.name = format!("{}__basalt_tmp", field.name);
     vec![
-        format!("ALTER TABLE {table} ADD COLUMN {}", column_def(&temp_field, dialect)),
+        format!(
+            "ALTER TABLE {table} ADD COLUMN {}",
+            column_def(&temp_field, dialect)
+        ),
         fill,
         format!("ALTER TABLE {table} DROP COLUMN {column}"),
         format!("ALTER TABLE {table} RENAME COLUMN {temp} TO {column}"),
@@ -252,9 +274,15 @@ fn convert_multiplicity(table: &str, field: &Field, dialect: Dialect) -> Vec<Str
 pub fn drop_collection(collection: &Collection, dialect: Dialect) -> Vec<String> {
     let mut statements = drop_indexes(collection, dialect);
     if collection.is_view() {
-        statements.push(format!("DROP VIEW IF EXISTS {}", q(dialect, &collection.name)));
+        statements.push(format!(
+            "DROP VIEW IF EXISTS {}",
+            q(dialect, &collection.name)
+        ));
     } else {
-        statements.push(format!("DROP TABLE IF EXISTS {}", q(dialect, &collection.name)));
+        statements.push(format!(
+            "DROP TABLE IF EXISTS {}",
+            q(dialect, &collection.name)
+        ));
     }
     statements
 }
@@ -269,13 +297,25 @@ mod tests {
         posts.fields.push(Field::new("title", FieldKind::text()));
         posts.fields.push(Field::new(
             "views",
-            FieldKind::Number { required: false, min: None, max: None, only_int: false },
+            FieldKind::Number {
+                required: false,
+                min: None,
+                max: None,
+                only_int: false,
+            },
         ));
         posts.fields.push(Field::new(
             "tags",
-            FieldKind::Select { required: false, values: vec!["a".into()], max_select: 3 },
+            FieldKind::Select {
+                required: false,
+                values: vec!["a".into()],
+                max_select: 3,
+            },
         ));
-        posts.indexes.push("CREATE UNIQUE INDEX idx_title ON posts (title COLLATE NOCASE) WHERE title != ''".into());
+        posts.indexes.push(
+            "CREATE UNIQUE INDEX idx_title ON posts (title COLLATE NOCASE) WHERE title != ''"
+                .into(),
+        );
         posts
     }
 
@@ -313,7 +353,10 @@ mod tests {
             "CREATE INDEX i4 ON posts (lower(title))",
         ] {
             collection.indexes = vec![bad.to_string()];
-            assert!(create_indexes(&collection, Dialect::Sqlite).is_empty(), "{bad}");
+            assert!(
+                create_indexes(&collection, Dialect::Sqlite).is_empty(),
+                "{bad}"
+            );
             assert!(!index_is_supported(&collection, bad), "{bad}");
         }
     }
@@ -325,7 +368,8 @@ mod tests {
         new.name = "articles".into();
         new.fields[1].name = "headline".into();
         new.fields.remove(2);
-        new.fields.push(Field::new("published", FieldKind::Bool { required: false }));
+        new.fields
+            .push(Field::new("published", FieldKind::Bool { required: false }));
         new.indexes.clear();
         assert_eq!(
             migrate_collection(&old, &new, Dialect::Sqlite),

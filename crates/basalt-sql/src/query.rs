@@ -68,11 +68,17 @@ pub struct SqlQuery {
 impl SqlQuery {
     /// A statement without parameters.
     pub fn new(sql: impl Into<String>) -> Self {
-        SqlQuery { sql: sql.into(), binds: Vec::new() }
+        SqlQuery {
+            sql: sql.into(),
+            binds: Vec::new(),
+        }
     }
 
     /// A statement with parameters.
     pub fn with_binds(sql: impl Into<String>, binds: Vec<Value>) -> Self {
-        SqlQuery { sql: sql.into(), binds }
+        SqlQuery {
+            sql: sql.into(),
+            binds,
+        }
     }
 }

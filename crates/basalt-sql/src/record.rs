@@ -39,9 +39,9 @@ pub fn decode(field: &Field, value: Value) -> Json {
     match (&field.kind, value) {
         (_, Value::Null) => field.zero_value(),
         (FieldKind::Number { .. }, Value::Int(n)) => Json::from(n),
-        (FieldKind::Number { .. }, Value::Float(f)) => {
-            serde_json::Number::from_f64(f).map(Json::Number).unwrap_or(Json::from(0))
-        }
+        (FieldKind::Number { .. }, Value::Float(f)) => serde_json::Number::from_f64(f)
+            .map(Json::Number)
+            .unwrap_or(Json::from(0)),
         (FieldKind::Number { .. }, Value::Text(s)) => s
             .parse::<f64>()
             .ok()
@@ -54,9 +54,10 @@ pub fn decode(field: &Field, value: Value) -> Json {
         (FieldKind::Json { .. } | FieldKind::GeoPoint { .. }, Value::Text(s)) => {
             serde_json::from_str(&s).unwrap_or(Json::String(s))
         }
-        (_, Value::Text(s)) if field.is_multiple() => {
-            serde_json::from_str::<Json>(&s).ok().filter(Json::is_array).unwrap_or(Json::Array(vec![]))
-        }
+        (_, Value::Text(s)) if field.is_multiple() => serde_json::from_str::<Json>(&s)
+            .ok()
+            .filter(Json::is_array)
+            .unwrap_or(Json::Array(vec![])),
         (_, Value::Text(s)) => Json::String(s),
         (_, Value::Int(n)) => Json::String(n.to_string()),
         (_, Value::Float(f)) => Json::String(f.to_string()),
@@ -69,7 +70,13 @@ fn columns(collection: &Collection, dialect: Dialect) -> String {
     collection
         .fields
         .iter()
-        .map(|field| format!("{}.{}", dialect.quote_ident(&collection.name), dialect.quote_ident(&field.name)))
+        .map(|field| {
+            format!(
+                "{}.{}",
+                dialect.quote_ident(&collection.name),
+                dialect.quote_ident(&field.name)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -94,9 +101,19 @@ pub fn select_by_id(collection: &Collection, id: &str, dialect: Dialect) -> SqlQ
 }
 
 /// `SELECT <fields> FROM t WHERE <field> = ?` (internal lookups such as login by email).
-pub fn select_by_field(collection: &Collection, field: &str, value: Value, nocase: bool, dialect: Dialect) -> Option<SqlQuery> {
+pub fn select_by_field(
+    collection: &Collection,
+    field: &str,
+    value: Value,
+    nocase: bool,
+    dialect: Dialect,
+) -> Option<SqlQuery> {
     collection.field(field)?;
-    let column = format!("{}.{}", dialect.quote_ident(&collection.name), dialect.quote_ident(field));
+    let column = format!(
+        "{}.{}",
+        dialect.quote_ident(&collection.name),
+        dialect.quote_ident(field)
+    );
     let condition = match (nocase, dialect) {
         (true, Dialect::Sqlite) => format!("{column} = {} COLLATE NOCASE", dialect.placeholder(1)),
         (true, Dialect::Postgres) => format!("LOWER({column}) = LOWER({})", dialect.placeholder(1)),
@@ -127,7 +144,10 @@ pub fn insert(collection: &Collection, data: &Map<String, Json>, dialect: Dialec
     let mut names = Vec::new();
     let mut binds = Vec::new();
     for field in &collection.fields {
-        let value = data.get(&field.name).cloned().unwrap_or_else(|| field.zero_value());
+        let value = data
+            .get(&field.name)
+            .cloned()
+            .unwrap_or_else(|| field.zero_value());
         names.push(dialect.quote_ident(&field.name));
         binds.push(encode(field, &value));
     }
@@ -144,13 +164,22 @@ pub fn insert(collection: &Collection, data: &Map<String, Json>, dialect: Dialec
 }
 
 /// `UPDATE` of the given fields of one record.
-pub fn update(collection: &Collection, id: &str, changes: &Map<String, Json>, dialect: Dialect) -> Option<SqlQuery> {
+pub fn update(
+    collection: &Collection,
+    id: &str,
+    changes: &Map<String, Json>,
+    dialect: Dialect,
+) -> Option<SqlQuery> {
     let mut sets = Vec::new();
     let mut binds = Vec::new();
     for field in &collection.fields {
         if let Some(value) = changes.get(&field.name) {
             binds.push(encode(field, value));
-            sets.push(format!("{} = {}", dialect.quote_ident(&field.name), dialect.placeholder(binds.len())));
+            sets.push(format!(
+                "{} = {}",
+                dialect.quote_ident(&field.name),
+                dialect.placeholder(binds.len())
+            ));
         }
     }
     if sets.is_empty() {
@@ -171,7 +200,11 @@ pub fn update(collection: &Collection, id: &str, changes: &Map<String, Json>, di
 /// `DELETE` of one record.
 pub fn delete(collection: &Collection, id: &str, dialect: Dialect) -> SqlQuery {
     SqlQuery::with_binds(
-        format!("DELETE FROM {} WHERE \"id\" = {}", dialect.quote_ident(&collection.name), dialect.placeholder(1)),
+        format!(
+            "DELETE FROM {} WHERE \"id\" = {}",
+            dialect.quote_ident(&collection.name),
+            dialect.placeholder(1)
+        ),
         vec![Value::Text(id.to_string())],
     )
 }
@@ -190,7 +223,12 @@ pub fn existing_ids(target: &Collection, ids: &[String], dialect: Dialect) -> Sq
 }
 
 /// Ids of records in `collection` whose relation `field` references `id`.
-pub fn referencing_ids(collection: &Collection, field: &Field, id: &str, dialect: Dialect) -> SqlQuery {
+pub fn referencing_ids(
+    collection: &Collection,
+    field: &Field,
+    id: &str,
+    dialect: Dialect,
+) -> SqlQuery {
     let table = dialect.quote_ident(&collection.name);
     let column = dialect.quote_ident(&field.name);
     let condition = match (field.is_multiple(), dialect) {
@@ -202,7 +240,10 @@ pub fn referencing_ids(collection: &Collection, field: &Field, id: &str, dialect
         (true, Dialect::Postgres) => format!("{column} ? {}", dialect.placeholder(1)),
     };
     SqlQuery::with_binds(
-        format!("SELECT {} FROM {table} WHERE {condition}", columns(collection, dialect)),
+        format!(
+            "SELECT {} FROM {table} WHERE {condition}",
+            columns(collection, dialect)
+        ),
         vec![Value::Text(id.to_string())],
     )
 }

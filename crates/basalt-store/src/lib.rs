@@ -62,7 +62,12 @@ pub struct StoreError {
 impl StoreError {
     /// Builds an error.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        StoreError { kind, message: message.into(), columns: Vec::new(), constraint: None }
+        StoreError {
+            kind,
+            message: message.into(),
+            columns: Vec::new(),
+            constraint: None,
+        }
     }
 
     /// Builds a constraint error naming the columns involved.
@@ -208,7 +213,10 @@ where
             (Some(Ok(value)), Ok(())) => Ok(value),
             (Some(Ok(_)), Err(commit_error)) => Err(E::from(commit_error)),
             (None, Err(error)) => Err(E::from(error)),
-            (None, Ok(())) => Err(E::from(StoreError::new(ErrorKind::Other, "write job never ran"))),
+            (None, Ok(())) => Err(E::from(StoreError::new(
+                ErrorKind::Other,
+                "write job never ran",
+            ))),
         };
         let _ = this.tx.send(outcome);
     }
@@ -239,7 +247,11 @@ where
     E: From<StoreError> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit_write(Box::new(WriteOnce { f: Some(f), result: None, tx }));
+    store.submit_write(Box::new(WriteOnce {
+        f: Some(f),
+        result: None,
+        tx,
+    }));
     rx.await.unwrap_or_else(|_| Err(E::from(dropped())))
 }
 
@@ -252,7 +264,8 @@ where
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
     store.submit_read(Box::new(ReadOnce { f, tx }));
-    rx.blocking_recv().unwrap_or_else(|_| Err(E::from(dropped())))
+    rx.blocking_recv()
+        .unwrap_or_else(|_| Err(E::from(dropped())))
 }
 
 /// Blocking variant of [`write`] for callers outside an async runtime (CLI commands).
@@ -263,6 +276,11 @@ where
     E: From<StoreError> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit_write(Box::new(WriteOnce { f: Some(f), result: None, tx }));
-    rx.blocking_recv().unwrap_or_else(|_| Err(E::from(dropped())))
+    store.submit_write(Box::new(WriteOnce {
+        f: Some(f),
+        result: None,
+        tx,
+    }));
+    rx.blocking_recv()
+        .unwrap_or_else(|_| Err(E::from(dropped())))
 }
