@@ -151,23 +151,13 @@ impl App {
             }
         }
         let schema = self.schema();
-        let queries = crate::rules::list_queries(
-            self,
-            &schema,
-            &collection,
-            rule.as_deref(),
-            &params,
-            &info,
-        )?;
+        let queries = self.list_queries(&schema, &collection, rule.as_deref(), &params, &info)?;
         let export_collection = collection.clone();
         let (rows, total) =
             basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
                 let rows = conn.query(&queries.select)?;
                 let total = match &queries.count {
-                    Some(count) => match conn.query(count)?.rows.first().and_then(|r| r.first()) {
-                        Some(basalt_sql::Value::Int(n)) => *n,
-                        _ => 0,
-                    },
+                    Some(count) => crate::rules::count_of(&conn.query(count)?),
                     None => -1,
                 };
                 Ok::<_, CoreError>((rows, total))
@@ -208,8 +198,7 @@ impl App {
         let collection = self.record_collection(name_or_id)?;
         let rule = self.rule_or_forbidden(&collection, RuleKind::View, &info)?;
         let schema = self.schema();
-        let query =
-            crate::rules::fetch_query(self, &schema, &collection, rule.as_deref(), id, &info)?;
+        let query = self.fetch_query(&schema, &collection, rule.as_deref(), id, &info)?;
         let lookup = collection.clone();
         let found = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let rows = conn.query(&query)?;
@@ -251,7 +240,7 @@ impl App {
         info: &RequestInfo,
     ) -> Result<bool, CoreError> {
         let schema = self.schema();
-        let query = crate::rules::fetch_query(self, &schema, collection, Some(rule), id, info)?;
+        let query = self.fetch_query(&schema, collection, Some(rule), id, info)?;
         basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
             Ok::<_, CoreError>(!conn.query(&query)?.rows.is_empty())
         })
@@ -320,20 +309,21 @@ impl App {
             .unwrap_or_default()
             .to_string();
         let check = match &rule {
-            Some(rule) => Some(crate::rules::fetch_query(
-                self,
-                &schema,
-                &collection,
-                Some(rule),
-                &id,
-                &rule_info,
-            )?),
+            Some(rule) => {
+                Some(self.create_check_query(&schema, &collection, rule, &data, &rule_info)?)
+            }
             None => None,
         };
+        let _ = &id;
         let write_collection = collection.clone();
         let write_schema = schema.clone();
         let stored = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             check_relations(conn, &write_schema, &write_collection, &data)?;
+            if let Some(check) = &check {
+                if crate::rules::count_of(&conn.query(check)?) != 1 {
+                    return Err(failed_create());
+                }
+            }
             if let Err(error) =
                 conn.execute(&record::insert(&write_collection, &data, conn.dialect()))
             {
@@ -341,11 +331,6 @@ impl App {
                     unique_error(&write_collection, &error, "Failed to create record.")
                         .unwrap_or_else(|| CoreError::from(error)),
                 );
-            }
-            if let Some(check) = &check {
-                if conn.query(check)?.rows.is_empty() {
-                    return Err(failed_create());
-                }
             }
             Ok(data)
         })
@@ -432,14 +417,9 @@ impl App {
         rule_info.body = resolved;
         let schema = self.schema();
         let check = match &rule {
-            Some(rule) => Some(crate::rules::fetch_query(
-                self,
-                &schema,
-                &collection,
-                Some(rule),
-                id,
-                &rule_info,
-            )?),
+            Some(rule) => {
+                Some(self.fetch_query(&schema, &collection, Some(rule), id, &rule_info)?)
+            }
             None => None,
         };
         let changes: Map<String, Json> = data
@@ -489,8 +469,7 @@ impl App {
         let collection = self.writable_collection(name_or_id)?;
         let rule = self.rule_or_forbidden(&collection, RuleKind::Delete, &info)?;
         let schema = self.schema();
-        let check =
-            crate::rules::fetch_query(self, &schema, &collection, rule.as_deref(), id, &info)?;
+        let check = self.fetch_query(&schema, &collection, rule.as_deref(), id, &info)?;
         let target = id.to_string();
         basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             if conn.query(&check)?.rows.is_empty() {

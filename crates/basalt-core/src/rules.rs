@@ -1,58 +1,60 @@
-//! Compiling rules and client filters into queries (through `basalt_sql::compile`).
+//! Rules and client filters compiled through `basalt_sql::filter`, with compiled rules
+//! cached per (collection, text, schema version, dialect, mode, caller's collection).
 
 use std::sync::Arc;
 
-use basalt_filter::{Limits, parse, parse_sort, parse_with};
 use basalt_schema::{Collection, SchemaLookup};
-use basalt_sql::compile::{Binds, Mode, RequestValues, compile, compile_sort};
-use basalt_sql::{SqlQuery, Value, record};
+use basalt_sql::filter::{
+    AuthContext, CompileOptions, CompiledExpr, RequestContext, SelectBuilder, compile_rule,
+    compile_sort, create_check,
+};
+use basalt_sql::{SqlQuery, Value};
 use serde_json::{Map, Value as Json};
-use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::error::CoreError;
 use crate::records::{ListParams, RequestInfo};
 use crate::schema::Schema;
 
-/// Small cache marker so compiled rules can be keyed later by schema version.
-#[derive(Default)]
-pub(crate) struct RuleCache;
+/// How many compiled rules and filters are kept.
+const RULE_CACHE_CAPACITY: usize = 4096;
 
-fn request_values(info: &RequestInfo) -> RequestValues {
-    let to_map = |source: &std::collections::BTreeMap<String, String>| -> Map<String, Json> {
-        source
-            .iter()
-            .map(|(k, v)| (k.clone(), Json::String(v.clone())))
-            .collect()
-    };
-    let auth = info.auth.as_ref().map(|auth| {
-        let mut record = auth.record.clone();
-        record.insert(
-            "collectionId".into(),
-            Json::String(auth.collection.id.clone()),
-        );
-        record.insert(
-            "collectionName".into(),
-            Json::String(auth.collection.name.clone()),
-        );
-        record
-    });
-    RequestValues {
-        auth,
+/// The compiled-rule cache of an app.
+pub(crate) struct RuleCache(basalt_sql::filter::RuleCache);
+
+impl Default for RuleCache {
+    fn default() -> Self {
+        RuleCache(basalt_sql::filter::RuleCache::new(RULE_CACHE_CAPACITY))
+    }
+}
+
+/// The request as the compiler sees it.
+pub(crate) fn request_context(info: &RequestInfo) -> RequestContext {
+    RequestContext {
+        auth: info
+            .auth
+            .as_ref()
+            .map(|auth| AuthContext::new(&auth.collection, auth.record.clone())),
         body: info.body.clone(),
-        query: to_map(&info.query),
-        headers: to_map(&info.headers),
-        method: info.method.clone(),
+        query: info.query.clone(),
+        headers: info.headers.clone(),
+        method: if info.method.is_empty() {
+            "GET".into()
+        } else {
+            info.method.clone()
+        },
         context: if info.context.is_empty() {
             "default".into()
         } else {
             info.context.clone()
         },
+        now_unix_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
     }
 }
 
-fn invalid_filter() -> CoreError {
-    CoreError::bad_request("Something went wrong while processing your request.")
+/// The message PocketBase gives for any invalid client filter or sort.
+fn invalid_filter(error: impl std::fmt::Display) -> CoreError {
+    CoreError::bad_request("Something went wrong while processing your request.").with_log(error)
 }
 
 /// A list SELECT and, unless skipped, its COUNT.
@@ -61,157 +63,148 @@ pub(crate) struct ListQueries {
     pub(crate) count: Option<SqlQuery>,
 }
 
-/// Builds the list queries: rule AND filter, sort, paging.
-pub(crate) fn list_queries(
-    app: &App,
-    _schema: &Arc<Schema>,
-    collection: &Collection,
-    rule: Option<&str>,
-    params: &ListParams,
-    info: &RequestInfo,
-) -> Result<ListQueries, CoreError> {
-    let dialect = app.store().dialect();
-    let superuser = info.is_superuser();
-    let values = request_values(info);
-    let now = OffsetDateTime::now_utc();
-    let mut binds = Binds::new(dialect);
-    let mut conditions = Vec::new();
-    if let Some(rule) = rule.filter(|r| !r.trim().is_empty() && !superuser) {
-        let expr = parse(rule).map_err(CoreError::internal)?;
-        conditions.push(
-            compile(&expr, collection, &values, Mode::Rule, now, &mut binds)
-                .map_err(CoreError::internal)?,
-        );
+impl App {
+    fn compiled_rule(
+        &self,
+        schema: &Schema,
+        collection: &Collection,
+        rule: &str,
+        ctx: &RequestContext,
+    ) -> Result<Arc<CompiledExpr>, CoreError> {
+        let options = CompileOptions::rule(self.store().dialect(), ctx);
+        self.inner
+            .rules
+            .0
+            .get(schema, collection, rule, &options, schema.version)
+            .map_err(|error| {
+                CoreError::internal(format!(
+                    "stored rule of {} does not compile: {error}",
+                    collection.name
+                ))
+            })
     }
-    if let Some(filter) = &params.filter {
-        let expr = parse_with(filter, &Limits::client_filter()).map_err(|_| invalid_filter())?;
-        conditions.push(
-            compile(
-                &expr,
-                collection,
-                &values,
-                Mode::Client { superuser },
-                now,
-                &mut binds,
-            )
-            .map_err(|_| invalid_filter())?,
-        );
-    }
-    let order = match &params.sort {
-        Some(sort) => {
-            let terms = parse_sort(sort).map_err(|_| invalid_filter())?;
-            compile_sort(&terms, collection, Mode::Client { superuser }, &mut binds)
-                .map_err(|_| invalid_filter())?
-        }
-        None => String::new(),
-    };
-    let table = dialect.quote_ident(&collection.name);
-    let where_sql = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    };
-    let filter_binds = binds.values.clone();
-    let order_sql = if order.is_empty() {
-        String::new()
-    } else {
-        format!(" ORDER BY {order}")
-    };
-    let offset = (params.page - 1) * params.per_page;
-    let select = SqlQuery::with_binds(
-        format!(
-            "SELECT {} FROM {table}{where_sql}{order_sql} LIMIT {} OFFSET {}",
-            record::select_columns(collection, dialect),
-            params.per_page,
-            offset
-        ),
-        binds.values,
-    );
-    let count = (!params.skip_total).then(|| {
-        let used = count_placeholders(&where_sql);
-        SqlQuery::with_binds(
-            format!("SELECT COUNT(*) FROM {table}{where_sql}"),
-            filter_binds[..used.min(filter_binds.len())].to_vec(),
-        )
-    });
-    Ok(ListQueries { select, count })
-}
 
-/// Placeholders in a WHERE clause are numbered from 1 before any ORDER BY binds.
-fn count_placeholders(sql: &str) -> usize {
-    let mut max = 0;
-    let bytes = sql.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'?' || bytes[i] == b'$' {
-            let start = i + 1;
-            let mut end = start;
-            while end < bytes.len() && bytes[end].is_ascii_digit() {
-                end += 1;
-            }
-            if let Ok(n) = sql[start..end].parse::<usize>() {
-                max = max.max(n);
-            }
-            i = end.max(i + 1);
-        } else {
-            i += 1;
-        }
+    fn compiled_filter(
+        &self,
+        schema: &Schema,
+        collection: &Collection,
+        filter: &str,
+        ctx: &RequestContext,
+    ) -> Result<Arc<CompiledExpr>, CoreError> {
+        let options = CompileOptions::client_filter(self.store().dialect(), ctx);
+        self.inner
+            .rules
+            .0
+            .get(schema, collection, filter, &options, schema.version)
+            .map_err(invalid_filter)
     }
-    max
-}
 
-/// `SELECT <fields> FROM t WHERE id = ? [AND rule]` for view/update/delete checks.
-pub(crate) fn fetch_query(
-    app: &App,
-    _schema: &Arc<Schema>,
-    collection: &Collection,
-    rule: Option<&str>,
-    id: &str,
-    info: &RequestInfo,
-) -> Result<SqlQuery, CoreError> {
-    let dialect = app.store().dialect();
-    let mut binds = Binds::new(dialect);
-    let table = dialect.quote_ident(&collection.name);
-    let id_placeholder = binds.push(Value::Text(id.to_string()));
-    let mut sql = format!(
-        "SELECT {} FROM {table} WHERE {table}.\"id\" = {id_placeholder}",
-        record::select_columns(collection, dialect)
-    );
-    if let Some(rule) = rule.filter(|r| !r.trim().is_empty() && !info.is_superuser()) {
-        let expr = parse(rule).map_err(CoreError::internal)?;
-        let condition = compile(
-            &expr,
+    /// Builds the list queries: rule (unless superuser) AND filter, sort, paging.
+    pub(crate) fn list_queries(
+        &self,
+        schema: &Schema,
+        collection: &Collection,
+        rule: Option<&str>,
+        params: &ListParams,
+        info: &RequestInfo,
+    ) -> Result<ListQueries, CoreError> {
+        let dialect = self.store().dialect();
+        let ctx = request_context(info);
+        let always = CompiledExpr::always(dialect);
+        let rule = match rule.filter(|_| !ctx.is_superuser()) {
+            Some(rule) => self.compiled_rule(schema, collection, rule, &ctx)?,
+            None => Arc::new(always.clone()),
+        };
+        let filter = match &params.filter {
+            Some(filter) => self.compiled_filter(schema, collection, filter, &ctx)?,
+            None => Arc::new(always),
+        };
+        let sort = match &params.sort {
+            Some(sort) => Some(
+                compile_sort(
+                    schema,
+                    collection,
+                    sort,
+                    &CompileOptions::client_filter(dialect, &ctx),
+                )
+                .map_err(invalid_filter)?,
+            ),
+            None => None,
+        };
+        let mut builder = SelectBuilder::new(dialect, collection, &ctx)
+            .filter(&rule)
+            .filter(&filter);
+        if let Some(sort) = &sort {
+            builder = builder.sort(sort);
+        }
+        let offset = (params.page - 1).max(0) as u64 * params.per_page as u64;
+        let select = builder.clone().page(params.per_page as u64, offset).list();
+        let count = (!params.skip_total).then(|| builder.count());
+        Ok(ListQueries { select, count })
+    }
+
+    /// `SELECT <fields> WHERE id = ? [AND rule]`: a record as the caller may see it.
+    pub(crate) fn fetch_query(
+        &self,
+        schema: &Schema,
+        collection: &Collection,
+        rule: Option<&str>,
+        id: &str,
+        info: &RequestInfo,
+    ) -> Result<SqlQuery, CoreError> {
+        let ctx = request_context(info);
+        let compiled = match rule.filter(|_| !ctx.is_superuser()) {
+            Some(rule) => self.compiled_rule(schema, collection, rule, &ctx)?,
+            None => Arc::new(CompiledExpr::always(self.store().dialect())),
+        };
+        Ok(SelectBuilder::new(self.store().dialect(), collection, &ctx)
+            .filter(&compiled)
+            .id(id)
+            .list())
+    }
+
+    /// `SELECT COUNT(*)` of the new record under the create rule (1 = allowed).
+    pub(crate) fn create_check_query(
+        &self,
+        schema: &Schema,
+        collection: &Collection,
+        rule: &str,
+        record: &Map<String, Json>,
+        info: &RequestInfo,
+    ) -> Result<SqlQuery, CoreError> {
+        let ctx = request_context(info);
+        let compiled = self.compiled_rule(schema, collection, rule, &ctx)?;
+        Ok(create_check(
+            self.store().dialect(),
             collection,
-            &request_values(info),
-            Mode::Rule,
-            OffsetDateTime::now_utc(),
-            &mut binds,
-        )
-        .map_err(CoreError::internal)?;
-        sql.push_str(&format!(" AND ({condition})"));
+            record,
+            &compiled,
+            &ctx,
+        ))
     }
-    Ok(SqlQuery::with_binds(sql, binds.values))
+}
+
+/// The first column of the first row as a count.
+pub(crate) fn count_of(rows: &basalt_store::Rows) -> i64 {
+    match rows.rows.first().and_then(|row| row.first()) {
+        Some(Value::Int(n)) => *n,
+        Some(Value::Float(f)) => *f as i64,
+        _ => 0,
+    }
 }
 
 /// Checks that a rule parses and resolves against the collection (on collection save).
 pub(crate) fn validate_rule(
     app: &App,
-    _lookup: &dyn SchemaLookup,
+    lookup: &dyn SchemaLookup,
     collection: &Collection,
     rule: &str,
 ) -> Result<(), String> {
-    let expr = parse(rule).map_err(|e| e.to_string())?;
-    let mut binds = Binds::new(app.store().dialect());
-    compile(
-        &expr,
-        collection,
-        &RequestValues::default(),
-        Mode::Rule,
-        OffsetDateTime::now_utc(),
-        &mut binds,
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(())
+    let ctx = RequestContext::guest(0);
+    let options = CompileOptions::rule(app.store().dialect(), &ctx);
+    compile_rule(lookup, collection, rule, &options)
+        .map(|_| ())
+        .map_err(|error| error.to_string())
 }
 
 impl App {
@@ -233,16 +226,13 @@ impl App {
             basalt_schema::FieldKind::Bool { required: false },
         ));
         let schema = self.schema();
-        let queries = list_queries(self, &schema, &meta, None, &params, info)?;
+        let queries = self.list_queries(&schema, &meta, None, &params, info)?;
         let (rows, total) = basalt_store::read(
             self.store().as_ref(),
             move |conn: &mut dyn basalt_store::Conn| {
                 let rows = conn.query(&queries.select)?;
                 let total = match &queries.count {
-                    Some(count) => match conn.query(count)?.rows.first().and_then(|r| r.first()) {
-                        Some(Value::Int(n)) => *n,
-                        _ => 0,
-                    },
+                    Some(count) => count_of(&conn.query(count)?),
                     None => -1,
                 };
                 Ok::<_, CoreError>((rows, total))

@@ -64,7 +64,8 @@ async fn auth_with_password(
         &headers,
         &body,
         "An error occurred while loading the submitted data.",
-    )?;
+    )
+    .await?;
     let text = |key: &str| {
         input
             .get(key)

@@ -72,7 +72,8 @@ async fn create(
         &headers,
         &body,
         "Failed to load the collection type data due to invalid formatting.",
-    )?;
+    )
+    .await?;
     picked(
         &info,
         state.app.create_collection(Json_::Object(input)).await?,
@@ -91,7 +92,8 @@ async fn update(
         &headers,
         &body,
         "Failed to load the submitted data due to invalid formatting.",
-    )?;
+    )
+    .await?;
     picked(
         &info,
         state
@@ -132,7 +134,8 @@ async fn import(
         &headers,
         &body,
         "An error occurred while loading the submitted data.",
-    )?;
+    )
+    .await?;
     let Some(Json_::Array(items)) = input.get("collections").cloned() else {
         return Err(ApiError(CoreError::invalid(
             "An error occurred while validating the submitted data.",

@@ -108,7 +108,7 @@ fn format_canonical(number: f64) -> String {
 }
 
 /// Parses a request body into an object. `invalid` is the message for malformed input.
-pub fn parse_body(
+pub async fn parse_body(
     headers: &HeaderMap,
     bytes: &[u8],
     invalid: &str,
@@ -121,18 +121,14 @@ pub fn parse_body(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        return parse_multipart(&content_type, bytes, invalid).await;
+    }
     if content_type.starts_with("application/x-www-form-urlencoded") {
         let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request(invalid))?;
         let mut out = Map::new();
         for (key, value) in form_urlencoded_pairs(text) {
-            let value = infer(&value);
-            match out.get_mut(&key) {
-                Some(Json::Array(items)) => items.push(value),
-                Some(existing) => *existing = Json::Array(vec![existing.clone(), value]),
-                None => {
-                    out.insert(key, value);
-                }
-            }
+            add_form_value(&mut out, key, infer(&value));
         }
         return Ok(out);
     }
@@ -150,4 +146,73 @@ pub fn parse_body(
         Some(Ok(Json::Null)) => Ok(Map::new()),
         _ => Err(ApiError::bad_request(invalid)),
     }
+}
+
+/// Adds a form value; repeated keys become arrays.
+fn add_form_value(out: &mut Map<String, Json>, key: String, value: Json) {
+    match out.get_mut(&key) {
+        Some(Json::Array(items)) => items.push(value),
+        Some(existing) => *existing = Json::Array(vec![existing.clone(), value]),
+        None => {
+            out.insert(key, value);
+        }
+    }
+}
+
+/// Parses `multipart/form-data`: text parts are type-inferred like urlencoded values,
+/// every `@jsonPayload` part is a JSON object merged into the body. File parts are
+/// refused until file fields are supported.
+async fn parse_multipart(
+    content_type: &str,
+    bytes: &[u8],
+    invalid: &str,
+) -> Result<Map<String, Json>, ApiError> {
+    let boundary =
+        multer::parse_boundary(content_type).map_err(|_| ApiError::bad_request(invalid))?;
+    let data = axum::body::Bytes::copy_from_slice(bytes);
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(data) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut out = Map::new();
+    let mut payloads = Vec::new();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| ApiError::bad_request(invalid))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        if field.file_name().is_some() {
+            let mut errors = BTreeMap::new();
+            errors.insert(
+                name.trim_end_matches('+')
+                    .trim_start_matches('+')
+                    .to_string(),
+                serde_json::json!({
+                    "code": "validation_invalid_file",
+                    "message": "File uploads are not supported yet."
+                }),
+            );
+            return Err(ApiError(CoreError::invalid(
+                "Failed to load the submitted data.",
+                errors,
+            )));
+        }
+        let text = field
+            .text()
+            .await
+            .map_err(|_| ApiError::bad_request(invalid))?;
+        if name == "@jsonPayload" {
+            match serde_json::from_str::<Json>(&text) {
+                Ok(Json::Object(object)) => payloads.push(object),
+                _ => return Err(ApiError::bad_request(invalid)),
+            }
+        } else {
+            add_form_value(&mut out, name, infer(&text));
+        }
+    }
+    for payload in payloads {
+        for (key, value) in payload {
+            out.insert(key, value);
+        }
+    }
+    Ok(out)
 }

@@ -130,7 +130,8 @@ async fn create(
         &headers,
         &body,
         "Something went wrong while processing your request.",
-    )?;
+    )
+    .await?;
     let record = state
         .app
         .create_record(&collection, input, info.clone())
@@ -149,7 +150,8 @@ async fn update(
         &headers,
         &body,
         "Something went wrong while processing your request.",
-    )?;
+    )
+    .await?;
     let record = state
         .app
         .update_record(&collection, &id, input, info.clone())

@@ -35,6 +35,7 @@ async fn update(
         &headers,
         &body,
         "An error occurred while loading the submitted data.",
-    )?;
+    )
+    .await?;
     Ok(Json(state.app.update_settings(Json_::Object(patch)).await?))
 }

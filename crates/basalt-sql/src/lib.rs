@@ -3,7 +3,6 @@
 //! Invariant: no I/O, no driver types. Values always travel as bound parameters;
 //! identifiers always come from the schema.
 
-pub mod compile;
 pub mod ddl;
 pub mod filter;
 mod query;

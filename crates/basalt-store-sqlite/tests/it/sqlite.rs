@@ -354,3 +354,16 @@ fn parameters_bind_by_number_and_rows_come_back_by_stored_type() {
         ]]
     );
 }
+
+#[test]
+fn bundled_sqlite_has_the_math_functions_geo_distance_needs() {
+    let store = SqliteStore::open_in_memory(SqliteOptions::default()).expect("open");
+    let query = SqlQuery::new(
+        "SELECT ROUND(2 * 6371 * ASIN(SQRT(POWER(SIN(RADIANS(90) / 2), 2) + COS(RADIANS(0)) * COS(RADIANS(90)))), 3)",
+    );
+    let value = read_blocking(&store, move |conn| {
+        Ok::<_, StoreError>(conn.query(&query)?.rows.remove(0).remove(0))
+    })
+    .expect("math functions are built in");
+    assert_eq!(value, Value::Float(10007.543));
+}
