@@ -172,7 +172,7 @@ fn verify(
 }
 
 /// Hashes a password with bcrypt.
-pub fn hash_password(plain: &str, cost: u32) -> Result<String, CoreError> {
+pub(crate) fn hash_password(plain: &str, cost: u32) -> Result<String, CoreError> {
     let cost = if cost == 0 { 10 } else { cost };
     bcrypt::hash(plain, cost).map_err(CoreError::internal)
 }
@@ -207,7 +207,7 @@ pub(crate) fn load_record(
 }
 
 /// A freshly generated token key.
-pub fn new_token_key() -> String {
+pub(crate) fn new_token_key() -> String {
     random_string(50)
 }
 
@@ -440,14 +440,13 @@ impl App {
                 [("email".to_string(), error)].into(),
             ));
         }
-        if let Some(field) = collection.field("password") {
-            if let Err(error) = field.validate_password(password) {
+        if let Some(field) = collection.field("password")
+            && let Err(error) = field.validate_password(password) {
                 return Err(CoreError::validation(
                     "Invalid password.",
                     [("password".to_string(), error)].into(),
                 ));
             }
-        }
         let cost = password_cost(&collection);
         let plain = password.to_string();
         let hash = self

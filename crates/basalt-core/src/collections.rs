@@ -224,19 +224,17 @@ impl App {
             with_new.push(collection.clone());
             let with_new = CollectionList(with_new);
             for (key, rule) in rule_keys().into_iter().zip([&collection.list_rule, &collection.view_rule, &collection.create_rule, &collection.update_rule, &collection.delete_rule]) {
-                if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty()) {
-                    if let Err(error) = crate::rules::validate_rule(&app, &with_new, &collection, rule) {
+                if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty())
+                    && let Err(error) = crate::rules::validate_rule(&app, &with_new, &collection, rule) {
                         errors.insert(key.to_string(), json!({"code": "validation_invalid_rule", "message": crate::error::sentenize(&format!("Invalid rule. Raw error: {error}"))}));
                     }
-                }
             }
             if let Some(auth) = &collection.auth {
                 for (key, rule) in [("authRule", &auth.auth_rule), ("manageRule", &auth.manage_rule)] {
-                    if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty()) {
-                        if let Err(error) = crate::rules::validate_rule(&app, &with_new, &collection, rule) {
+                    if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty())
+                        && let Err(error) = crate::rules::validate_rule(&app, &with_new, &collection, rule) {
                             errors.insert(key.to_string(), json!({"code": "validation_invalid_rule", "message": crate::error::sentenize(&format!("Invalid rule. Raw error: {error}"))}));
                         }
-                    }
                 }
             }
             if !errors.is_empty() {
@@ -373,11 +371,9 @@ impl App {
                     && !names
                         .iter()
                         .any(|n| n == &collection.id || n.eq_ignore_ascii_case(&collection.name))
-                {
-                    if let Err(error) = self.delete_collection(&collection.id).await {
+                    && let Err(error) = self.delete_collection(&collection.id).await {
                         failures.insert(collection.name.clone(), error.body());
                     }
-                }
             }
         }
         if failures.is_empty() {

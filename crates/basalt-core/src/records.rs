@@ -92,11 +92,10 @@ pub(crate) fn unique_error(
     if columns.is_empty() {
         let constraint = error.message().to_string();
         for sql in &collection.indexes {
-            if let Some(index) = basalt_schema::parse_index(sql) {
-                if constraint.contains(&index.name) {
+            if let Some(index) = basalt_schema::parse_index(sql)
+                && constraint.contains(&index.name) {
                     columns = index.columns.clone();
                 }
-            }
         }
     }
     if columns.is_empty() {
@@ -319,11 +318,10 @@ impl App {
         let write_schema = schema.clone();
         let stored = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             check_relations(conn, &write_schema, &write_collection, &data)?;
-            if let Some(check) = &check {
-                if crate::rules::count_of(&conn.query(check)?) != 1 {
+            if let Some(check) = &check
+                && crate::rules::count_of(&conn.query(check)?) != 1 {
                     return Err(failed_create());
                 }
-            }
             if let Err(error) =
                 conn.execute(&record::insert(&write_collection, &data, conn.dialect()))
             {
@@ -431,16 +429,14 @@ impl App {
         let target = id.to_string();
         let write_schema = schema.clone();
         basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            if let Some(check) = &check {
-                if conn.query(check)?.rows.is_empty() {
+            if let Some(check) = &check
+                && conn.query(check)?.rows.is_empty() {
                     return Err(CoreError::not_found());
                 }
-            }
             check_relations(conn, &write_schema, &write_collection, &changes)?;
             if let Some(statement) =
                 record::update(&write_collection, &target, &changes, conn.dialect())
-            {
-                if let Err(error) = conn.execute(&statement) {
+                && let Err(error) = conn.execute(&statement) {
                     return Err(unique_error(
                         &write_collection,
                         &error,
@@ -448,7 +444,6 @@ impl App {
                     )
                     .unwrap_or_else(|| CoreError::from(error)));
                 }
-            }
             Ok(())
         })
         .await?;

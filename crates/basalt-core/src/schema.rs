@@ -43,7 +43,7 @@ impl SchemaLookup for Schema {
 }
 
 /// A plain list of collections as a lookup (used while validating inside a transaction).
-pub struct CollectionList(pub Vec<Collection>);
+pub(crate) struct CollectionList(pub Vec<Collection>);
 
 impl SchemaLookup for CollectionList {
     fn find(&self, name_or_id: &str) -> Option<&Collection> {
@@ -111,7 +111,7 @@ fn decode(row: &[Value]) -> Result<Collection, CoreError> {
 }
 
 /// Loads every collection, in creation order.
-pub fn load_all(conn: &mut dyn Conn) -> Result<Vec<Collection>, CoreError> {
+pub(crate) fn load_all(conn: &mut dyn Conn) -> Result<Vec<Collection>, CoreError> {
     let rows = conn.query(&SqlQuery::new(format!(
         "SELECT {COLUMNS} FROM \"_collections\" ORDER BY \"created\", \"id\""
     )))?;
@@ -144,7 +144,7 @@ fn encode(collection: &Collection) -> Result<Vec<Value>, CoreError> {
 }
 
 /// Inserts a collection row.
-pub fn insert(conn: &mut dyn Conn, collection: &Collection) -> Result<(), CoreError> {
+pub(crate) fn insert(conn: &mut dyn Conn, collection: &Collection) -> Result<(), CoreError> {
     let dialect = conn.dialect();
     let binds = encode(collection)?;
     let placeholders: Vec<String> = (1..=binds.len()).map(|n| dialect.placeholder(n)).collect();
@@ -159,7 +159,7 @@ pub fn insert(conn: &mut dyn Conn, collection: &Collection) -> Result<(), CoreEr
 }
 
 /// Replaces a collection row (matched by id).
-pub fn update(conn: &mut dyn Conn, collection: &Collection) -> Result<(), CoreError> {
+pub(crate) fn update(conn: &mut dyn Conn, collection: &Collection) -> Result<(), CoreError> {
     let dialect: Dialect = conn.dialect();
     let mut binds = encode(collection)?;
     let id = binds.remove(0);
@@ -182,7 +182,7 @@ pub fn update(conn: &mut dyn Conn, collection: &Collection) -> Result<(), CoreEr
 }
 
 /// Deletes a collection row.
-pub fn delete(conn: &mut dyn Conn, id: &str) -> Result<(), CoreError> {
+pub(crate) fn delete(conn: &mut dyn Conn, id: &str) -> Result<(), CoreError> {
     let dialect = conn.dialect();
     conn.execute(&SqlQuery::with_binds(
         format!(

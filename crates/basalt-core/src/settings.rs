@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::error::CoreError;
 
 /// The settings a new app starts with.
-pub fn defaults() -> Json {
+pub(crate) fn defaults() -> Json {
     json!({
         "superuserIPs": [],
         "smtp": {"enabled": false, "port": 587, "host": "smtp.example.com", "username": "", "password": "", "authMethod": "", "tls": false, "localName": ""},
@@ -29,7 +29,7 @@ pub fn defaults() -> Json {
 }
 
 /// Deep-merges `patch` into `base`: objects merge key by key, everything else replaces.
-pub fn merge(base: &mut Json, patch: &Json) {
+pub(crate) fn merge(base: &mut Json, patch: &Json) {
     match (base, patch) {
         (Json::Object(base), Json::Object(patch)) => {
             for (key, value) in patch {
@@ -48,7 +48,7 @@ pub fn merge(base: &mut Json, patch: &Json) {
 }
 
 /// Stored settings completed with any defaults added since they were saved.
-pub fn merge_defaults(stored: Json) -> Json {
+pub(crate) fn merge_defaults(stored: Json) -> Json {
     let mut value = defaults();
     if stored.is_object() {
         merge(&mut value, &stored);
@@ -57,7 +57,7 @@ pub fn merge_defaults(stored: Json) -> Json {
 }
 
 /// Writes the settings row.
-pub fn save(conn: &mut dyn Conn, value: &Json, insert: bool) -> Result<(), CoreError> {
+pub(crate) fn save(conn: &mut dyn Conn, value: &Json, insert: bool) -> Result<(), CoreError> {
     let dialect = conn.dialect();
     let now = now_datetime();
     let query = if insert {

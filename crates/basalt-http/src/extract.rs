@@ -13,14 +13,14 @@ use crate::AppState;
 use crate::error::ApiError;
 
 /// The request as the services see it: auth, method, query, headers.
-pub struct Caller(pub RequestInfo);
+pub(crate) struct Caller(pub RequestInfo);
 
 fn snake_header(name: &str) -> String {
     name.to_ascii_lowercase().replace('-', "_")
 }
 
 /// First value of every query parameter.
-pub fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
+pub(crate) fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (key, value) in form_urlencoded_pairs(query.unwrap_or_default()) {
         out.entry(key).or_insert(value);
@@ -29,7 +29,7 @@ pub fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
 }
 
 /// Decodes `a=b&c=d` pairs.
-pub fn form_urlencoded_pairs(text: &str) -> Vec<(String, String)> {
+pub(crate) fn form_urlencoded_pairs(text: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(text).unwrap_or_default()
 }
 
@@ -83,19 +83,17 @@ impl OptionalFromRequestParts<AppState> for Caller {
 }
 
 /// Infers a form value's type like PocketBase: booleans, canonical numbers, else text.
-pub fn infer(text: &str) -> Json {
+pub(crate) fn infer(text: &str) -> Json {
     match text {
         "true" => return Json::Bool(true),
         "false" => return Json::Bool(false),
         _ => {}
     }
-    if let Ok(number) = text.parse::<f64>() {
-        if number.is_finite() && format_canonical(number) == text {
-            if let Some(n) = serde_json::Number::from_f64(number) {
+    if let Ok(number) = text.parse::<f64>()
+        && number.is_finite() && format_canonical(number) == text
+            && let Some(n) = serde_json::Number::from_f64(number) {
                 return Json::Number(n);
             }
-        }
-    }
     Json::String(text.to_string())
 }
 
@@ -108,7 +106,7 @@ fn format_canonical(number: f64) -> String {
 }
 
 /// Parses a request body into an object. `invalid` is the message for malformed input.
-pub async fn parse_body(
+pub(crate) async fn parse_body(
     headers: &HeaderMap,
     bytes: &[u8],
     invalid: &str,

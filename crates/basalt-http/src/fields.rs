@@ -6,11 +6,11 @@ use serde_json::{Map, Value as Json};
 use crate::error::ApiError;
 
 /// Parsed `fields` parameter.
-pub struct Picker(Vec<FieldPick>);
+pub(crate) struct Picker(Vec<FieldPick>);
 
 impl Picker {
     /// Parses the parameter; `None` when absent or empty.
-    pub fn parse(text: Option<&String>) -> Result<Option<Picker>, ApiError> {
+    pub(crate) fn parse(text: Option<&String>) -> Result<Option<Picker>, ApiError> {
         match text.map(|t| t.trim()).filter(|t| !t.is_empty()) {
             None => Ok(None),
             Some(text) => parse_fields(text)
@@ -20,7 +20,7 @@ impl Picker {
     }
 
     /// Applies the picker to one object (or each element of an array).
-    pub fn apply(&self, value: Json) -> Json {
+    pub(crate) fn apply(&self, value: Json) -> Json {
         let paths: Vec<(&[String], Option<&basalt_filter::Excerpt>)> = self
             .0
             .iter()

@@ -111,8 +111,8 @@ pub fn validate_collection(
                 "The name must not start with an underscore.",
             ),
         );
-    } else if let Some(other) = lookup.find(name) {
-        if old.is_none_or(|o| o.id != other.id) {
+    } else if let Some(other) = lookup.find(name)
+        && old.is_none_or(|o| o.id != other.id) {
             errors.insert(
                 "name".into(),
                 error(
@@ -121,7 +121,6 @@ pub fn validate_collection(
                 ),
             );
         }
-    }
     if old.is_none() && !collection.id.is_empty() && !errors.contains_key("name") {
         let bad_id = !NAME.is_match(&collection.id) || collection.id.len() > 100;
         if bad_id {
@@ -193,8 +192,8 @@ pub fn validate_collection(
             );
         }
     }
-    if let Some(auth) = &collection.auth {
-        if auth.manage_rule.as_deref() == Some("") {
+    if let Some(auth) = &collection.auth
+        && auth.manage_rule.as_deref() == Some("") {
             errors.insert(
                 "manageRule".into(),
                 error(
@@ -203,7 +202,6 @@ pub fn validate_collection(
                 ),
             );
         }
-    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -333,8 +331,7 @@ fn validate_fields(
                     );
                 }
                 if let Some(previous) = old.and_then(|o| o.fields.iter().find(|f| f.id == field.id))
-                {
-                    if previous
+                    && previous
                         .relation_target()
                         .is_some_and(|t| t != collection_id)
                     {
@@ -346,7 +343,6 @@ fn validate_fields(
                             ),
                         );
                     }
-                }
             }
             FieldKind::Text {
                 min, max, pattern, ..
