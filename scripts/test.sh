@@ -19,6 +19,12 @@ cargo build -p basalt-server
 cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc
 
+# The SDK conformance suite against the binary, on SQLite and on PostgreSQL.
 BASALT_BIN="$PWD/target/debug/basalt" conformance/run.sh basalt
+pg_admin="${BASALT_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
+pg_db="basalt_conformance_$$"
+psql "$pg_admin" -qc "CREATE DATABASE $pg_db"
+trap 'psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+BASALT_DB="${pg_admin%/*}/$pg_db" BASALT_BIN="$PWD/target/debug/basalt" conformance/run.sh basalt
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}" scripts/fuzz.sh

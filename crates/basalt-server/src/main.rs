@@ -35,6 +35,10 @@ struct DataArgs {
     /// The data directory (created on first start).
     #[arg(long, env = "BASALT_DIR", default_value = "./basalt_data")]
     dir: PathBuf,
+    /// A PostgreSQL URL (`postgres://user@host:port/db`) to run on PostgreSQL instead of
+    /// the embedded SQLite file in `--dir`.
+    #[arg(long, env = "BASALT_DB")]
+    db: Option<String>,
     /// SQLite durability mode.
     #[arg(long, value_enum, env = "BASALT_SYNCHRONOUS", default_value = "full")]
     synchronous: SyncMode,
@@ -95,6 +99,14 @@ enum SuperuserAction {
 }
 
 fn open_store(data: &DataArgs) -> Result<Arc<dyn Store>> {
+    if let Some(url) = data.db.as_deref().filter(|u| !u.is_empty()) {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!("--db must be a postgres:// URL (SQLite is the default and needs no --db)");
+        }
+        let store = basalt_store_postgres::PgStore::connect(url, basalt_store_postgres::PgOptions::default())
+            .map_err(|error| anyhow::anyhow!("connecting to PostgreSQL: {error}"))?;
+        return Ok(Arc::new(store));
+    }
     std::fs::create_dir_all(&data.dir)
         .with_context(|| format!("creating data dir {}", data.dir.display()))?;
     let options = SqliteOptions {
