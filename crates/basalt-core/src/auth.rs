@@ -441,12 +441,13 @@ impl App {
             ));
         }
         if let Some(field) = collection.field("password")
-            && let Err(error) = field.validate_password(password) {
-                return Err(CoreError::validation(
-                    "Invalid password.",
-                    [("password".to_string(), error)].into(),
-                ));
-            }
+            && let Err(error) = field.validate_password(password)
+        {
+            return Err(CoreError::validation(
+                "Invalid password.",
+                [("password".to_string(), error)].into(),
+            ));
+        }
         let cost = password_cost(&collection);
         let plain = password.to_string();
         let hash = self

@@ -371,9 +371,10 @@ impl App {
                     && !names
                         .iter()
                         .any(|n| n == &collection.id || n.eq_ignore_ascii_case(&collection.name))
-                    && let Err(error) = self.delete_collection(&collection.id).await {
-                        failures.insert(collection.name.clone(), error.body());
-                    }
+                    && let Err(error) = self.delete_collection(&collection.id).await
+                {
+                    failures.insert(collection.name.clone(), error.body());
+                }
             }
         }
         if failures.is_empty() {

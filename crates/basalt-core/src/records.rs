@@ -93,9 +93,10 @@ pub(crate) fn unique_error(
         let constraint = error.message().to_string();
         for sql in &collection.indexes {
             if let Some(index) = basalt_schema::parse_index(sql)
-                && constraint.contains(&index.name) {
-                    columns = index.columns.clone();
-                }
+                && constraint.contains(&index.name)
+            {
+                columns = index.columns.clone();
+            }
         }
     }
     if columns.is_empty() {
@@ -319,9 +320,10 @@ impl App {
         let stored = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             check_relations(conn, &write_schema, &write_collection, &data)?;
             if let Some(check) = &check
-                && crate::rules::count_of(&conn.query(check)?) != 1 {
-                    return Err(failed_create());
-                }
+                && crate::rules::count_of(&conn.query(check)?) != 1
+            {
+                return Err(failed_create());
+            }
             if let Err(error) =
                 conn.execute(&record::insert(&write_collection, &data, conn.dialect()))
             {
@@ -354,97 +356,116 @@ impl App {
         })
         .await?
         .ok_or_else(CoreError::not_found)?;
-        let mut data = current.clone();
-        let mut errors = FieldErrors::new();
-        let resolved = apply_input(&collection, &mut data, &body, superuser, false, &mut errors);
-        if data.get("id") != current.get("id") {
-            errors.insert(
-                "id".into(),
-                FieldError::new(
-                    "validation_pk_change",
-                    "The record primary key cannot be changed.",
-                ),
-            );
-            data.insert(
-                "id".into(),
-                current.get("id").cloned().unwrap_or(Json::Null),
-            );
-        }
+        // Password hashing is slow and async: done before the transaction, against the
+        // stored hash read above. Everything that depends on the current values runs
+        // inside the write job, on a row re-read there, so concurrent modifiers
+        // (`views+`) never lose updates.
+        let mut pre_errors = FieldErrors::new();
+        let mut scratch = current.clone();
         let password_changed = self
             .prepare_password(
                 &collection,
                 &body,
-                &mut data,
+                &mut scratch,
                 Some(&current),
                 superuser,
-                &mut errors,
+                &mut pre_errors,
             )
             .await?;
-        if collection.is_auth() {
-            let email_changed = data.get("email") != current.get("email");
-            if email_changed && !superuser && !self.is_self_manager(&info) {
-                errors.insert(
-                    "email".into(),
-                    FieldError::new("validation_values_mismatch", "The value cannot be changed."),
-                );
-            }
-            if data.get("verified") != current.get("verified") && !superuser {
-                errors.insert(
-                    "verified".into(),
-                    FieldError::new("validation_values_mismatch", "The value cannot be changed."),
-                );
-            }
-            if password_changed || email_changed {
-                data.insert("tokenKey".into(), Json::String(new_token_key()));
-            }
-        }
-        let now = now_datetime();
-        for field in &collection.fields {
-            if let FieldKind::Autodate {
-                on_update: true, ..
-            } = field.kind
-            {
-                data.insert(field.name.clone(), Json::String(now.clone()));
-            }
-        }
-        validate_all(&collection, &data, &mut errors);
-        if !errors.is_empty() {
-            return Err(CoreError::validation("Failed to update record.", errors));
-        }
-        let mut rule_info = info.clone();
-        rule_info.body = resolved;
+        let new_hash = password_changed
+            .then(|| scratch.get("password").cloned())
+            .flatten();
+        let manager = superuser || self.is_self_manager(&info);
+        let app = self.clone();
         let schema = self.schema();
-        let check = match &rule {
-            Some(rule) => {
-                Some(self.fetch_query(&schema, &collection, Some(rule), id, &rule_info)?)
-            }
-            None => None,
-        };
-        let changes: Map<String, Json> = data
-            .iter()
-            .filter(|(k, v)| current.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let write_collection = collection.clone();
         let target = id.to_string();
-        let write_schema = schema.clone();
-        basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            if let Some(check) = &check
-                && conn.query(check)?.rows.is_empty() {
+        let write_collection = collection.clone();
+        let rule_info = info.clone();
+        let data = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            let collection = write_collection;
+            let current = load_record_for_update(conn, &collection, &target)?
+                .ok_or_else(CoreError::not_found)?;
+            let mut data = current.clone();
+            let mut errors = pre_errors;
+            let resolved =
+                apply_input(&collection, &mut data, &body, superuser, false, &mut errors);
+            if let Some(rule) = &rule {
+                let mut rule_info = rule_info;
+                rule_info.body = resolved;
+                let check =
+                    app.fetch_query(&schema, &collection, Some(rule), &target, &rule_info)?;
+                if conn.query(&check)?.rows.is_empty() {
                     return Err(CoreError::not_found());
                 }
-            check_relations(conn, &write_schema, &write_collection, &changes)?;
-            if let Some(statement) =
-                record::update(&write_collection, &target, &changes, conn.dialect())
-                && let Err(error) = conn.execute(&statement) {
-                    return Err(unique_error(
-                        &write_collection,
-                        &error,
-                        "Failed to update record.",
-                    )
-                    .unwrap_or_else(|| CoreError::from(error)));
+            }
+            if data.get("id") != current.get("id") {
+                errors.insert(
+                    "id".into(),
+                    FieldError::new(
+                        "validation_pk_change",
+                        "The record primary key cannot be changed.",
+                    ),
+                );
+                data.insert(
+                    "id".into(),
+                    current.get("id").cloned().unwrap_or(Json::Null),
+                );
+            }
+            if let Some(hash) = new_hash {
+                data.insert("password".into(), hash);
+            }
+            if collection.is_auth() {
+                let email_changed = data.get("email") != current.get("email");
+                if email_changed && !manager {
+                    errors.insert(
+                        "email".into(),
+                        FieldError::new(
+                            "validation_values_mismatch",
+                            "The value cannot be changed.",
+                        ),
+                    );
                 }
-            Ok(())
+                if data.get("verified") != current.get("verified") && !superuser {
+                    errors.insert(
+                        "verified".into(),
+                        FieldError::new(
+                            "validation_values_mismatch",
+                            "The value cannot be changed.",
+                        ),
+                    );
+                }
+                if password_changed || email_changed {
+                    data.insert("tokenKey".into(), Json::String(new_token_key()));
+                }
+            }
+            let now = now_datetime();
+            for field in &collection.fields {
+                if let FieldKind::Autodate {
+                    on_update: true, ..
+                } = field.kind
+                {
+                    data.insert(field.name.clone(), Json::String(now.clone()));
+                }
+            }
+            validate_all(&collection, &data, &mut errors);
+            if !errors.is_empty() {
+                return Err(CoreError::validation("Failed to update record.", errors));
+            }
+            let changes: Map<String, Json> = data
+                .iter()
+                .filter(|(k, v)| current.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            check_relations(conn, &schema, &collection, &changes)?;
+            if let Some(statement) = record::update(&collection, &target, &changes, conn.dialect())
+                && let Err(error) = conn.execute(&statement)
+            {
+                return Err(
+                    unique_error(&collection, &error, "Failed to update record.")
+                        .unwrap_or_else(|| CoreError::from(error)),
+                );
+            }
+            Ok(data)
         })
         .await?;
         Ok(self.export_owner(&collection, &data, &info))
@@ -748,6 +769,21 @@ fn validate_all(collection: &Collection, data: &Map<String, Json>, errors: &mut 
             errors.insert(field.name.clone(), error);
         }
     }
+}
+
+/// Re-reads a record inside a write job, locking its row where the backend needs it.
+fn load_record_for_update(
+    conn: &mut dyn Conn,
+    collection: &Collection,
+    id: &str,
+) -> Result<Option<Map<String, Json>>, CoreError> {
+    let query = record::select_by_id_for_update(collection, id, conn.dialect());
+    let rows = conn.query(&query)?;
+    Ok(rows
+        .rows
+        .into_iter()
+        .next()
+        .map(|row| record::decode_row(collection, row)))
 }
 
 /// Checks that every relation id in `data` exists in its target collection.

@@ -39,9 +39,7 @@ pub fn decode(field: &Field, value: Value) -> Json {
     match (&field.kind, value) {
         (_, Value::Null) => field.zero_value(),
         (FieldKind::Number { .. }, Value::Int(n)) => Json::from(n),
-        (FieldKind::Number { .. }, Value::Float(f)) => serde_json::Number::from_f64(f)
-            .map(Json::Number)
-            .unwrap_or(Json::from(0)),
+        (FieldKind::Number { .. }, Value::Float(f)) => basalt_schema::number_json(f),
         (FieldKind::Number { .. }, Value::Text(s)) => s
             .parse::<f64>()
             .ok()
@@ -98,6 +96,16 @@ pub fn select_by_id(collection: &Collection, id: &str, dialect: Dialect) -> SqlQ
         ),
         vec![Value::Text(id.to_string())],
     )
+}
+
+/// [`select_by_id`] that also locks the row until the transaction ends (PostgreSQL's
+/// `FOR UPDATE`; SQLite's single writer already serializes write transactions).
+pub fn select_by_id_for_update(collection: &Collection, id: &str, dialect: Dialect) -> SqlQuery {
+    let mut query = select_by_id(collection, id, dialect);
+    if dialect == Dialect::Postgres {
+        query.sql.push_str(" FOR UPDATE");
+    }
+    query
 }
 
 /// `SELECT <fields> FROM t WHERE <field> = ?` (internal lookups such as login by email).
