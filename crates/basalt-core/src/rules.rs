@@ -52,9 +52,11 @@ pub(crate) fn request_context(info: &RequestInfo) -> RequestContext {
     }
 }
 
-/// The message PocketBase gives for any invalid client filter or sort.
-fn invalid_filter(error: impl std::fmt::Display) -> CoreError {
-    CoreError::bad_request("Something went wrong while processing your request.").with_log(error)
+/// A 400 for an invalid client `filter` or `sort`. PocketBase answers these with a
+/// generic message and `data: {}`; Basalt keeps the empty `data` and says what is wrong
+/// and where (the error names only the caller's own text and schema names).
+fn invalid_param(param: &str, error: impl std::fmt::Display) -> CoreError {
+    CoreError::bad_request(&format!("Invalid {param} parameter: {error}"))
 }
 
 /// A list SELECT and, unless skipped, its COUNT.
@@ -96,7 +98,7 @@ impl App {
             .rules
             .0
             .get(schema, collection, filter, &options, schema.version)
-            .map_err(invalid_filter)
+            .map_err(|e| invalid_param("filter", e))
     }
 
     /// Builds the list queries: rule (unless superuser) AND filter, sort, paging.
@@ -127,7 +129,7 @@ impl App {
                     sort,
                     &CompileOptions::client_filter(dialect, &ctx),
                 )
-                .map_err(invalid_filter)?,
+                .map_err(|e| invalid_param("sort", e))?,
             ),
             None => None,
         };
