@@ -11,6 +11,7 @@ mod app;
 mod auth;
 mod collections;
 mod error;
+mod expand;
 mod records;
 mod rules;
 mod schema;

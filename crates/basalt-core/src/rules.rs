@@ -86,6 +86,17 @@ impl App {
             })
     }
 
+    /// A compiled rule of any collection for the caller (expand, realtime).
+    pub(crate) fn compiled_rule_for(
+        &self,
+        collection: &Collection,
+        rule: &str,
+        ctx: &RequestContext,
+    ) -> Result<Arc<CompiledExpr>, CoreError> {
+        let schema = self.schema();
+        self.compiled_rule(&schema, collection, rule, ctx)
+    }
+
     fn compiled_filter(
         &self,
         schema: &Schema,

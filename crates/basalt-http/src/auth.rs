@@ -42,13 +42,23 @@ fn auth_collection(
         .ok_or_else(|| ApiError::not_found("Missing or invalid auth collection context."))
 }
 
-fn auth_response(info: &RequestInfo, result: AuthResult) -> Result<Response, ApiError> {
+async fn auth_response(
+    state: &AppState,
+    info: &RequestInfo,
+    result: AuthResult,
+) -> Result<Response, ApiError> {
     let record = export_with(
         &result.auth.collection,
         &result.auth.record,
         result.auth.is_superuser(),
         true,
     );
+    // Expansion reads with the rights of the record that just authenticated.
+    let mut as_record = info.clone();
+    as_record.auth = Some(result.auth.clone());
+    let mut records = [record];
+    crate::records::expand(state, &result.auth.collection.id, &mut records, &as_record).await?;
+    let [record] = records;
     picked(info, json!({"token": result.token, "record": record}))
 }
 
@@ -86,7 +96,7 @@ async fn auth_with_password(
             identity_field,
         )
         .await?;
-    auth_response(&info, result)
+    auth_response(&state, &info, result).await
 }
 
 async fn auth_refresh(
@@ -106,7 +116,7 @@ async fn auth_refresh(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let result = state.app.auth_refresh(collection, auth, token).await?;
-    auth_response(&info, result)
+    auth_response(&state, &info, result).await
 }
 
 async fn auth_methods(

@@ -90,10 +90,12 @@ pub(crate) fn infer(text: &str) -> Json {
         _ => {}
     }
     if let Ok(number) = text.parse::<f64>()
-        && number.is_finite() && format_canonical(number) == text
-            && let Some(n) = serde_json::Number::from_f64(number) {
-                return Json::Number(n);
-            }
+        && number.is_finite()
+        && format_canonical(number) == text
+        && let Some(n) = serde_json::Number::from_f64(number)
+    {
+        return Json::Number(n);
+    }
     Json::String(text.to_string())
 }
 

@@ -96,6 +96,26 @@ pub(crate) fn list_response(result: ListResult, picker: Option<Picker>) -> Respo
     .into_response()
 }
 
+/// Applies `?expand=` to exported records of a collection, when asked for.
+pub(crate) async fn expand(
+    state: &AppState,
+    collection: &str,
+    records: &mut [Json_],
+    info: &RequestInfo,
+) -> Result<(), ApiError> {
+    let Some(text) = info.query.get("expand").filter(|t| !t.trim().is_empty()) else {
+        return Ok(());
+    };
+    let Some(collection) = state.app.collection(collection) else {
+        return Ok(());
+    };
+    state
+        .app
+        .expand_records(&collection, records, text, info)
+        .await?;
+    Ok(())
+}
+
 async fn list(
     State(state): State<AppState>,
     Caller(info): Caller,
@@ -103,7 +123,11 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let params = list_params(&info)?;
     let picker = Picker::parse(info.query.get("fields"))?;
-    let result = state.app.list_records(&collection, params, info).await?;
+    let mut result = state
+        .app
+        .list_records(&collection, params, info.clone())
+        .await?;
+    expand(&state, &collection, &mut result.items, &info).await?;
     Ok(list_response(result, picker))
 }
 
@@ -116,6 +140,9 @@ async fn view(
         .app
         .view_record(&collection, &id, info.clone())
         .await?;
+    let mut records = [record];
+    expand(&state, &collection, &mut records, &info).await?;
+    let [record] = records;
     picked(&info, record)
 }
 
@@ -136,6 +163,9 @@ async fn create(
         .app
         .create_record(&collection, input, info.clone())
         .await?;
+    let mut records = [record];
+    expand(&state, &collection, &mut records, &info).await?;
+    let [record] = records;
     picked(&info, record)
 }
 
@@ -156,6 +186,9 @@ async fn update(
         .app
         .update_record(&collection, &id, input, info.clone())
         .await?;
+    let mut records = [record];
+    expand(&state, &collection, &mut records, &info).await?;
+    let [record] = records;
     picked(&info, record)
 }
 

@@ -8,6 +8,7 @@ use basalt_store::Store;
 use serde_json::{Map, Value as Json};
 
 mod concurrency;
+mod expand;
 
 /// A backend for one test; cleans up on drop.
 pub(crate) enum Backend {

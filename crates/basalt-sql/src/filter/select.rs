@@ -26,6 +26,8 @@ pub struct SelectBuilder<'a> {
     conditions: Vec<&'a CompiledExpr>,
     sort: Option<&'a CompiledSort>,
     id: Option<String>,
+    ids: Option<Vec<String>>,
+    referencing: Option<(&'a Field, Vec<String>)>,
     page: Option<(u64, u64)>,
 }
 
@@ -43,6 +45,8 @@ impl<'a> SelectBuilder<'a> {
             conditions: Vec::new(),
             sort: None,
             id: None,
+            ids: None,
+            referencing: None,
             page: None,
         }
     }
@@ -72,6 +76,19 @@ impl<'a> SelectBuilder<'a> {
         self
     }
 
+    /// Restricts to records whose id is one of `ids` (an empty list matches nothing).
+    pub fn ids(mut self, ids: Vec<String>) -> Self {
+        self.ids = Some(ids);
+        self
+    }
+
+    /// Restricts to records whose relation `field` (of this collection) holds any of
+    /// `ids` (back-relation expansion).
+    pub fn referencing(mut self, field: &'a Field, ids: Vec<String>) -> Self {
+        self.referencing = Some((field, ids));
+        self
+    }
+
     /// `LIMIT limit OFFSET offset` (list queries only).
     pub fn page(mut self, limit: u64, offset: u64) -> Self {
         self.page = Some((limit, offset));
@@ -92,6 +109,18 @@ impl<'a> SelectBuilder<'a> {
         out
     }
 
+    /// `expr IN (?, ?, ...)`, or a false condition for an empty list.
+    fn in_list(&self, expr: &str, values: &[String], binds: &mut Vec<Value>) -> String {
+        if values.is_empty() {
+            return "1 = 0".to_string();
+        }
+        let placeholders: Vec<String> = values
+            .iter()
+            .map(|value| self.bind(Value::Text(value.clone()), "text", binds))
+            .collect();
+        format!("{expr} IN ({})", placeholders.join(", "))
+    }
+
     fn where_clause(&self, sql: &mut String, binds: &mut Vec<Value>) {
         let table = self.table();
         let mut first = true;
@@ -103,6 +132,28 @@ impl<'a> SelectBuilder<'a> {
             and(sql);
             let placeholder = self.bind(Value::Text(id.clone()), "text", binds);
             sql.push_str(&format!("{table}.\"id\" = {placeholder}"));
+        }
+        if let Some(ids) = &self.ids {
+            and(sql);
+            sql.push_str(&self.in_list(&format!("{table}.\"id\""), ids, binds));
+        }
+        if let Some((field, ids)) = &self.referencing {
+            and(sql);
+            let column = format!("{table}.{}", self.dialect.quote_ident(&field.name));
+            if field.is_multiple() {
+                let source = match self.dialect {
+                    Dialect::Sqlite => format!("json_each({column}) AS __ref"),
+                    Dialect::Postgres => {
+                        format!("jsonb_array_elements_text({column}) AS __ref(value)")
+                    }
+                };
+                let condition = self.in_list("__ref.value", ids, binds);
+                sql.push_str(&format!(
+                    "EXISTS (SELECT 1 FROM {source} WHERE {condition})"
+                ));
+            } else {
+                sql.push_str(&self.in_list(&column, ids, binds));
+            }
         }
         for condition in &self.conditions {
             and(sql);
