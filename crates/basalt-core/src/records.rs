@@ -40,6 +40,17 @@ impl RequestInfo {
     }
 }
 
+/// A record write prepared outside the transaction and applied inside one; returns
+/// the stored record (none for deletes).
+pub(crate) struct WriteOp {
+    pub(crate) collection: Arc<Collection>,
+    pub(crate) apply: WriteFn,
+}
+
+/// The transactional part of a record write.
+pub(crate) type WriteFn =
+    Box<dyn FnOnce(&mut dyn Conn) -> Result<Option<Map<String, Json>>, CoreError> + Send>;
+
 /// List parameters after parsing.
 #[derive(Debug, Clone, Default)]
 pub struct ListParams {
@@ -254,8 +265,23 @@ impl App {
         body: Map<String, Json>,
         info: RequestInfo,
     ) -> Result<Json, CoreError> {
+        let op = self.prepare_create(name_or_id, body, &info).await?;
+        self.run_write(op, &info)
+            .await
+            .map(|exported| exported.unwrap_or(Json::Null))
+    }
+
+    /// Prepares a create: everything that needs no transaction (input, validation,
+    /// password hashing); the relation checks, the create rule and the insert run in
+    /// the returned operation, inside the write transaction.
+    pub(crate) async fn prepare_create(
+        &self,
+        name_or_id: &str,
+        body: Map<String, Json>,
+        info: &RequestInfo,
+    ) -> Result<WriteOp, CoreError> {
         let collection = self.writable_collection(name_or_id)?;
-        let rule = self.rule_or_forbidden(&collection, RuleKind::Create, &info)?;
+        let rule = self.rule_or_forbidden(&collection, RuleKind::Create, info)?;
         let superuser = info.is_superuser();
         let mut data = Map::new();
         for field in &collection.fields {
@@ -316,26 +342,28 @@ impl App {
         };
         let _ = &id;
         let write_collection = collection.clone();
-        let write_schema = schema.clone();
-        let stored = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            check_relations(conn, &write_schema, &write_collection, &data)?;
-            if let Some(check) = &check
-                && crate::rules::count_of(&conn.query(check)?) != 1
-            {
-                return Err(failed_create());
-            }
-            if let Err(error) =
-                conn.execute(&record::insert(&write_collection, &data, conn.dialect()))
-            {
-                return Err(
-                    unique_error(&write_collection, &error, "Failed to create record.")
-                        .unwrap_or_else(|| CoreError::from(error)),
-                );
-            }
-            Ok(data)
+        Ok(WriteOp {
+            collection,
+            apply: Box::new(move |conn: &mut dyn Conn| {
+                check_relations(conn, &schema, &write_collection, &data)?;
+                if let Some(check) = &check
+                    && crate::rules::count_of(&conn.query(check)?) != 1
+                {
+                    return Err(failed_create());
+                }
+                if let Err(error) =
+                    conn.execute(&record::insert(&write_collection, &data, conn.dialect()))
+                {
+                    return Err(unique_error(
+                        &write_collection,
+                        &error,
+                        "Failed to create record.",
+                    )
+                    .unwrap_or_else(|| CoreError::from(error)));
+                }
+                Ok(Some(data))
+            }),
         })
-        .await?;
-        Ok(self.export_owner(&collection, &stored, &info))
     }
 
     /// `PATCH /api/collections/{c}/records/{id}`.
@@ -346,16 +374,41 @@ impl App {
         body: Map<String, Json>,
         info: RequestInfo,
     ) -> Result<Json, CoreError> {
+        let op = self.prepare_update(name_or_id, id, body, &info).await?;
+        self.run_write(op, &info)
+            .await
+            .map(|exported| exported.unwrap_or(Json::Null))
+    }
+
+    /// Prepares an update. The current row is read here only when a password change
+    /// needs the stored hash; the modifiers, the update rule, validation and the write
+    /// run in the returned operation on the row re-read inside the transaction.
+    pub(crate) async fn prepare_update(
+        &self,
+        name_or_id: &str,
+        id: &str,
+        body: Map<String, Json>,
+        info: &RequestInfo,
+    ) -> Result<WriteOp, CoreError> {
         let collection = self.writable_collection(name_or_id)?;
-        let rule = self.rule_or_forbidden(&collection, RuleKind::Update, &info)?;
+        let rule = self.rule_or_forbidden(&collection, RuleKind::Update, info)?;
         let superuser = info.is_superuser();
-        let lookup = collection.clone();
-        let target = id.to_string();
-        let current = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            crate::auth::load_record(conn, &lookup, &target)
-        })
-        .await?
-        .ok_or_else(CoreError::not_found)?;
+        let wants_password = collection.is_auth()
+            && body
+                .get("password")
+                .and_then(Json::as_str)
+                .is_some_and(|p| !p.is_empty());
+        let current = if wants_password {
+            let lookup = collection.clone();
+            let target = id.to_string();
+            basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
+                crate::auth::load_record(conn, &lookup, &target)
+            })
+            .await?
+            .ok_or_else(CoreError::not_found)?
+        } else {
+            Map::new()
+        };
         // Password hashing is slow and async: done before the transaction, against the
         // stored hash read above. Everything that depends on the current values runs
         // inside the write job, on a row re-read there, so concurrent modifiers
@@ -375,100 +428,102 @@ impl App {
         let new_hash = password_changed
             .then(|| scratch.get("password").cloned())
             .flatten();
-        let manager = superuser || self.is_self_manager(&info);
+        let manager = superuser || self.is_self_manager(info);
         let app = self.clone();
         let schema = self.schema();
         let target = id.to_string();
         let write_collection = collection.clone();
         let rule_info = info.clone();
-        let data = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            let collection = write_collection;
-            let current = load_record_for_update(conn, &collection, &target)?
-                .ok_or_else(CoreError::not_found)?;
-            let mut data = current.clone();
-            let mut errors = pre_errors;
-            let resolved =
-                apply_input(&collection, &mut data, &body, superuser, false, &mut errors);
-            if let Some(rule) = &rule {
-                let mut rule_info = rule_info;
-                rule_info.body = resolved;
-                let check =
-                    app.fetch_query(&schema, &collection, Some(rule), &target, &rule_info)?;
-                if conn.query(&check)?.rows.is_empty() {
-                    return Err(CoreError::not_found());
+        Ok(WriteOp {
+            collection,
+            apply: Box::new(move |conn: &mut dyn Conn| {
+                let collection = write_collection;
+                let current = load_record_for_update(conn, &collection, &target)?
+                    .ok_or_else(CoreError::not_found)?;
+                let mut data = current.clone();
+                let mut errors = pre_errors;
+                let resolved =
+                    apply_input(&collection, &mut data, &body, superuser, false, &mut errors);
+                if let Some(rule) = &rule {
+                    let mut rule_info = rule_info;
+                    rule_info.body = resolved;
+                    let check =
+                        app.fetch_query(&schema, &collection, Some(rule), &target, &rule_info)?;
+                    if conn.query(&check)?.rows.is_empty() {
+                        return Err(CoreError::not_found());
+                    }
                 }
-            }
-            if data.get("id") != current.get("id") {
-                errors.insert(
-                    "id".into(),
-                    FieldError::new(
-                        "validation_pk_change",
-                        "The record primary key cannot be changed.",
-                    ),
-                );
-                data.insert(
-                    "id".into(),
-                    current.get("id").cloned().unwrap_or(Json::Null),
-                );
-            }
-            if let Some(hash) = new_hash {
-                data.insert("password".into(), hash);
-            }
-            if collection.is_auth() {
-                let email_changed = data.get("email") != current.get("email");
-                if email_changed && !manager {
+                if data.get("id") != current.get("id") {
                     errors.insert(
-                        "email".into(),
+                        "id".into(),
                         FieldError::new(
-                            "validation_values_mismatch",
-                            "The value cannot be changed.",
+                            "validation_pk_change",
+                            "The record primary key cannot be changed.",
                         ),
                     );
-                }
-                if data.get("verified") != current.get("verified") && !superuser {
-                    errors.insert(
-                        "verified".into(),
-                        FieldError::new(
-                            "validation_values_mismatch",
-                            "The value cannot be changed.",
-                        ),
+                    data.insert(
+                        "id".into(),
+                        current.get("id").cloned().unwrap_or(Json::Null),
                     );
                 }
-                if password_changed || email_changed {
-                    data.insert("tokenKey".into(), Json::String(new_token_key()));
+                if let Some(hash) = new_hash {
+                    data.insert("password".into(), hash);
                 }
-            }
-            let now = now_datetime();
-            for field in &collection.fields {
-                if let FieldKind::Autodate {
-                    on_update: true, ..
-                } = field.kind
+                if collection.is_auth() {
+                    let email_changed = data.get("email") != current.get("email");
+                    if email_changed && !manager {
+                        errors.insert(
+                            "email".into(),
+                            FieldError::new(
+                                "validation_values_mismatch",
+                                "The value cannot be changed.",
+                            ),
+                        );
+                    }
+                    if data.get("verified") != current.get("verified") && !superuser {
+                        errors.insert(
+                            "verified".into(),
+                            FieldError::new(
+                                "validation_values_mismatch",
+                                "The value cannot be changed.",
+                            ),
+                        );
+                    }
+                    if password_changed || email_changed {
+                        data.insert("tokenKey".into(), Json::String(new_token_key()));
+                    }
+                }
+                let now = now_datetime();
+                for field in &collection.fields {
+                    if let FieldKind::Autodate {
+                        on_update: true, ..
+                    } = field.kind
+                    {
+                        data.insert(field.name.clone(), Json::String(now.clone()));
+                    }
+                }
+                validate_all(&collection, &data, &mut errors);
+                if !errors.is_empty() {
+                    return Err(CoreError::validation("Failed to update record.", errors));
+                }
+                let changes: Map<String, Json> = data
+                    .iter()
+                    .filter(|(k, v)| current.get(*k) != Some(*v))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                check_relations(conn, &schema, &collection, &changes)?;
+                if let Some(statement) =
+                    record::update(&collection, &target, &changes, conn.dialect())
+                    && let Err(error) = conn.execute(&statement)
                 {
-                    data.insert(field.name.clone(), Json::String(now.clone()));
+                    return Err(
+                        unique_error(&collection, &error, "Failed to update record.")
+                            .unwrap_or_else(|| CoreError::from(error)),
+                    );
                 }
-            }
-            validate_all(&collection, &data, &mut errors);
-            if !errors.is_empty() {
-                return Err(CoreError::validation("Failed to update record.", errors));
-            }
-            let changes: Map<String, Json> = data
-                .iter()
-                .filter(|(k, v)| current.get(*k) != Some(*v))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            check_relations(conn, &schema, &collection, &changes)?;
-            if let Some(statement) = record::update(&collection, &target, &changes, conn.dialect())
-                && let Err(error) = conn.execute(&statement)
-            {
-                return Err(
-                    unique_error(&collection, &error, "Failed to update record.")
-                        .unwrap_or_else(|| CoreError::from(error)),
-                );
-            }
-            Ok(data)
+                Ok(Some(data))
+            }),
         })
-        .await?;
-        Ok(self.export_owner(&collection, &data, &info))
     }
 
     fn is_self_manager(&self, _info: &RequestInfo) -> bool {
@@ -482,18 +537,45 @@ impl App {
         id: &str,
         info: RequestInfo,
     ) -> Result<(), CoreError> {
+        let op = self.prepare_delete(name_or_id, id, &info)?;
+        self.run_write(op, &info).await.map(|_| ())
+    }
+
+    /// Prepares a delete: the delete rule, relation resolution (cascade, required
+    /// references) and the delete itself run in the returned operation.
+    pub(crate) fn prepare_delete(
+        &self,
+        name_or_id: &str,
+        id: &str,
+        info: &RequestInfo,
+    ) -> Result<WriteOp, CoreError> {
         let collection = self.writable_collection(name_or_id)?;
-        let rule = self.rule_or_forbidden(&collection, RuleKind::Delete, &info)?;
+        let rule = self.rule_or_forbidden(&collection, RuleKind::Delete, info)?;
         let schema = self.schema();
-        let check = self.fetch_query(&schema, &collection, rule.as_deref(), id, &info)?;
+        let check = self.fetch_query(&schema, &collection, rule.as_deref(), id, info)?;
         let target = id.to_string();
-        basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            if conn.query(&check)?.rows.is_empty() {
-                return Err(CoreError::not_found());
-            }
-            delete_cascading(conn, &schema, &collection, &target, 0)
+        let write_collection = collection.clone();
+        Ok(WriteOp {
+            collection,
+            apply: Box::new(move |conn: &mut dyn Conn| {
+                if conn.query(&check)?.rows.is_empty() {
+                    return Err(CoreError::not_found());
+                }
+                delete_cascading(conn, &schema, &write_collection, &target, 0)?;
+                Ok(None)
+            }),
         })
-        .await
+    }
+
+    /// Runs one prepared write in its own transaction and exports its record.
+    pub(crate) async fn run_write(
+        &self,
+        op: WriteOp,
+        info: &RequestInfo,
+    ) -> Result<Option<Json>, CoreError> {
+        let WriteOp { collection, apply } = op;
+        let stored = basalt_store::write(self.store().as_ref(), apply).await?;
+        Ok(stored.map(|data| self.export_owner(&collection, &data, info)))
     }
 
     /// Hashes `password` when present and checks `passwordConfirm`/`oldPassword`.
