@@ -9,6 +9,7 @@
 
 mod app;
 mod auth;
+mod batch;
 mod collections;
 mod error;
 mod expand;
@@ -19,6 +20,7 @@ mod settings;
 
 pub use app::{App, AppConfig};
 pub use auth::{Auth, AuthResult, TokenType, issue_token};
+pub use batch::{BatchAction, BatchKind, BatchResult, batch_failure};
 pub use collections::public_collection;
 pub use error::{CoreError, sentenize};
 pub use records::{ListParams, ListResult, RequestInfo, export_with};

@@ -787,7 +787,7 @@ fn apply_input(
             (Some(op @ ('+' | '-')), FieldKind::Number { .. }) => {
                 let delta = field.normalize(value).as_f64().unwrap_or(0.0);
                 let base = current.as_f64().unwrap_or(0.0);
-                serde_json::json!(if op == '+' {
+                basalt_schema::number_json(if op == '+' {
                     base + delta
                 } else {
                     base - delta

@@ -8,6 +8,7 @@
 //! [`error::ApiError`] in PocketBase's `{status, message, data}` shape.
 
 mod auth;
+mod batch;
 mod collections;
 pub mod error;
 mod extract;
@@ -66,6 +67,7 @@ pub fn app(app: App, config: HttpConfig) -> Router {
         .merge(collections::router())
         .merge(records::router())
         .merge(auth::router())
+        .merge(batch::router())
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
