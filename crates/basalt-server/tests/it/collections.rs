@@ -1,0 +1,399 @@
+//! `/api/collections/**`: list, view, create, update, delete, truncate, import, scaffolds.
+
+use reqwest::Method;
+use serde_json::{Value as Json, json};
+
+use crate::support::scenario::{delete, get, patch, post, put};
+use crate::support::{TestApp, Who};
+
+const NEED_AUTH: &str = "The request requires valid record authorization token.";
+const NOT_ALLOWED: &str = "The authorized record is not allowed to perform this action.";
+const NOT_FOUND: &str = "The requested resource wasn't found.";
+
+fn field_error(key: &str, code: &str) -> Json {
+    json!({ key: {"code": code} })
+}
+
+fn posts() -> Json {
+    json!({
+        "name": "posts",
+        "listRule": "",
+        "viewRule": "",
+        "fields": [
+            {"name": "title", "type": "text", "required": true},
+            {"name": "views", "type": "number"}
+        ],
+        "indexes": ["CREATE INDEX idx_posts_title ON posts (title)"]
+    })
+}
+
+#[tokio::test]
+async fn collections_endpoints_require_a_superuser() {
+    let app = TestApp::spawn().await;
+    app.add_user("alice", "alice-password").await;
+    app.create_collection(posts()).await;
+    let alice = Who::User("alice");
+    let mut table = Vec::new();
+    for (name, method, path) in [
+        ("list", Method::GET, "/api/collections"),
+        ("create", Method::POST, "/api/collections"),
+        ("view", Method::GET, "/api/collections/posts"),
+        ("update", Method::PATCH, "/api/collections/posts"),
+        ("delete", Method::DELETE, "/api/collections/posts"),
+        (
+            "truncate",
+            Method::DELETE,
+            "/api/collections/posts/truncate",
+        ),
+        ("import", Method::PUT, "/api/collections/import"),
+        ("scaffolds", Method::GET, "/api/collections/meta/scaffolds"),
+    ] {
+        let guest = crate::support::Scenario::new(format!("guest {name}"), method.clone(), path)
+            .json(json!({"name": "x", "collections": []}))
+            .error(401, NEED_AUTH);
+        let user = crate::support::Scenario::new(format!("user {name}"), method, path)
+            .who(alice.clone())
+            .json(json!({"name": "x", "collections": []}))
+            .error(403, NOT_ALLOWED);
+        table.push(guest);
+        table.push(user);
+    }
+    table.push(
+        get("posts still exists", "/api/collections/posts")
+            .who(Who::Superuser)
+            .subset(json!({"name": "posts"})),
+    );
+    app.check(table).await;
+}
+
+#[tokio::test]
+async fn collections_list_view_and_scaffolds() {
+    let app = TestApp::spawn().await;
+    app.create_collection(posts()).await;
+    let su = Who::Superuser;
+    app.check(vec![
+        get("list all", "/api/collections?fields=name")
+            .who(su.clone())
+            .snapshot(json!({
+                "page": 1, "perPage": 30, "totalItems": 3, "totalPages": 1,
+                "items": [{"name": "_superusers"}, {"name": "users"}, {"name": "posts"}]
+            })),
+        get("list filtered", "/api/collections?filter=name%3D%22users%22&fields=id,name,type,system")
+            .who(su.clone())
+            .snapshot(json!({
+                "page": 1, "perPage": 30, "totalItems": 1, "totalPages": 1,
+                "items": [{"id": "_pb_users_auth_", "name": "users", "type": "auth", "system": false}]
+            })),
+        get("list sorted and paged", "/api/collections?sort=-name&perPage=1&page=2&fields=name")
+            .who(su.clone())
+            .subset(json!({"page": 2, "perPage": 1, "totalItems": 3, "totalPages": 3,
+                           "items": [{"name": "posts"}]})),
+        get("list with an invalid filter", "/api/collections?filter=nosuch%3D1")
+            .who(su.clone())
+            .error_any_message(400),
+        get("view users by name", "/api/collections/users")
+            .who(su.clone())
+            .subset(json!({
+                "id": "_pb_users_auth_", "name": "users", "type": "auth", "system": false,
+                "listRule": "id = @request.auth.id", "createRule": "", "manageRule": null,
+                "authRule": "",
+                "authToken": {"duration": 432000, "secret": "[absent]"},
+                "passwordAuth": {"enabled": true, "identityFields": ["email"]},
+            })),
+        get("view _superusers by id", "/api/collections/pbc_3142635823")
+            .who(su.clone())
+            .subset(json!({
+                "name": "_superusers", "system": true, "listRule": null,
+                "authToken": {"duration": 86400, "secret": "[absent]"}
+            })),
+        get("view posts", "/api/collections/posts")
+            .who(su.clone())
+            .subset(json!({
+                "id": "pbc_1125843985", "name": "posts", "type": "base",
+                "listRule": "", "viewRule": "", "createRule": null,
+                "indexes": ["CREATE INDEX idx_posts_title ON posts (title)"],
+                "created": "[date]", "updated": "[date]",
+            })),
+        get("view unknown", "/api/collections/nosuch")
+            .who(su.clone())
+            .error(404, NOT_FOUND),
+        get("view with a trailing slash", "/api/collections/")
+            .who(su.clone())
+            .error(404, "File not found."),
+        get("scaffolds", "/api/collections/meta/scaffolds")
+            .who(su.clone())
+            .subset(json!({
+                "base": {"type": "base", "name": "", "fields": [{"name": "id", "primaryKey": true}]},
+                "auth": {"type": "auth", "fields": [
+                    {"name": "id"}, {"name": "password"}, {"name": "tokenKey"},
+                    {"name": "email"}, {"name": "emailVisibility"}, {"name": "verified"}
+                ], "passwordAuth": {"enabled": true}},
+                "view": {"type": "view", "viewQuery": ""},
+            })),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn collection_create_validates_everything() {
+    let app = TestApp::spawn().await;
+    let su = Who::Superuser;
+    let failed = "Failed to create collection.";
+    let create = |name: &str, body: Json| {
+        post(name, "/api/collections")
+            .who(Who::Superuser)
+            .json(body)
+    };
+    app.check(vec![
+        create("base collection", posts()).subset(json!({
+            "id": "pbc_1125843985", "name": "posts", "type": "base", "system": false,
+            "listRule": "", "viewRule": "", "createRule": null, "updateRule": null, "deleteRule": null,
+            "fields": [
+                {"name": "id", "type": "text", "primaryKey": true, "system": true,
+                 "min": 15, "max": 15, "pattern": "^[a-z0-9]+$", "autogeneratePattern": "[a-z0-9]{15}"},
+                {"name": "title", "type": "text", "required": true, "id": "text724990059"},
+                {"name": "views", "type": "number"}
+            ],
+            "created": "[date]", "updated": "[date]",
+        })),
+        create("auth collection gets the auth fields", json!({"name": "members", "type": "auth"}))
+            .subset(json!({
+                "name": "members", "type": "auth", "authRule": "", "manageRule": null,
+                "passwordAuth": {"enabled": true, "identityFields": ["email"]},
+                "authToken": {"duration": 432000, "secret": "[absent]"},
+                "fields": [{"name": "id"}, {"name": "password", "hidden": true},
+                           {"name": "tokenKey", "hidden": true}, {"name": "email"},
+                           {"name": "emailVisibility"}, {"name": "verified"}],
+            })),
+        create("bad name", json!({"name": "bad name"}))
+            .status(400)
+            .snapshot(json!({"status": 400, "message": failed, "data": {"name": {
+                "code": "validation_match_invalid", "message": "Must be in a valid format."}}})),
+        create("missing name", json!({"fields": []}))
+            .status(400)
+            .subset(json!({"message": failed, "data": field_error("name", "validation_required")})),
+        create("duplicate name, other case", json!({"name": "POSTS"}))
+            .status(400)
+            .snapshot(json!({"status": 400, "message": failed, "data": {"name": {
+                "code": "validation_collection_name_exists",
+                "message": "Collection name must be unique (case insensitive)."}}})),
+        create("duplicate of a system collection", json!({"name": "users"}))
+            .status(400)
+            .subset(json!({"data": field_error("name", "validation_collection_name_exists")})),
+        create("unknown type", json!({"name": "weird", "type": "graph"}))
+            .status(400)
+            .subset(json!({"message": failed, "data": {"type": {
+                "code": "validation_in_invalid", "message": "Must be a valid value."}}})),
+        create("view type refused", json!({"name": "posts_view", "type": "view",
+                                           "viewQuery": "SELECT id, title FROM posts"}))
+            .status(400)
+            .subset(json!({"message": failed, "data": {"type": {"code": "[any]"}}})),
+        create("unknown field in a rule", json!({"name": "r1", "listRule": "nosuchfield = 1"}))
+            .status(400)
+            .subset(json!({"message": failed, "data": field_error("listRule", "validation_invalid_rule")})),
+        create("incomplete rule", json!({"name": "r2", "fields": [{"name": "title", "type": "text"}],
+                                         "deleteRule": "title ="}))
+            .status(400)
+            .subset(json!({"message": failed, "data": field_error("deleteRule", "validation_invalid_rule")})),
+        create("every bad rule is reported", json!({"name": "r3", "viewRule": "a.b.c = 1", "createRule": "(("}))
+            .status(400)
+            .subset(json!({"data": {
+                "viewRule": {"code": "validation_invalid_rule"},
+                "createRule": {"code": "validation_invalid_rule"}}})),
+        create("unsupported index", json!({"name": "idx1", "fields": [{"name": "a", "type": "text"}],
+                                          "indexes": ["CREATE INDEX idx_idx1_a ON idx1 (lower(a))"]}))
+            .status(400)
+            .subset(json!({"message": failed, "data": {"indexes": {"0": {"code": "[any]"}}}})),
+        create("index that does not parse", json!({"name": "idx2", "indexes": ["DROP TABLE users"]}))
+            .status(400)
+            .subset(json!({"message": failed, "data": {"indexes": "[any]"}})),
+        create("bad field name", json!({"name": "f1", "fields": [{"name": "bad name", "type": "text"}]}))
+            .status(400)
+            .subset(json!({"message": failed, "data": {"fields": "[any]"}})),
+        create("unknown field type", json!({"name": "f2", "fields": [{"name": "x", "type": "blob"}]}))
+            .status(400)
+            .subset(json!({"status": 400})),
+        post("malformed JSON", "/api/collections")
+            .who(su.clone())
+            .raw("application/json", "{\"name\": ")
+            .error(400, "Failed to load the collection type data due to invalid formatting."),
+        get("only posts and members were created", "/api/collections?fields=name")
+            .who(su.clone())
+            .subset(json!({"totalItems": 4, "items": [
+                {"name": "_superusers"}, {"name": "users"}, {"name": "posts"}, {"name": "members"}]})),
+        get("the rejected collections have no table", "/api/collections/r1/records")
+            .who(su.clone())
+            .error(404, "Missing collection context."),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn collection_update_keeps_data_and_validates() {
+    let app = TestApp::spawn().await;
+    let created = app.create_collection(posts()).await;
+    let title_id = created["fields"][1]["id"].as_str().unwrap().to_string();
+    let record = app
+        .create_record("posts", json!({"title": "kept", "views": 3}))
+        .await;
+    let id = record["id"].as_str().unwrap().to_string();
+    let su = Who::Superuser;
+    let failed = "Failed to update collection.";
+    app.check(vec![
+        patch("change a rule", "/api/collections/posts")
+            .who(su.clone())
+            .json(json!({"createRule": "views > 1"}))
+            .subset(json!({"createRule": "views > 1", "listRule": ""})),
+        patch("bad rule", "/api/collections/posts")
+            .who(su.clone())
+            .json(json!({"updateRule": "nosuch = 1"}))
+            .status(400)
+            .subset(json!({"message": failed, "data": field_error("updateRule", "validation_invalid_rule")})),
+        patch("bad name", "/api/collections/posts")
+            .who(su.clone())
+            .json(json!({"name": "no way"}))
+            .status(400)
+            .subset(json!({"message": failed, "data": field_error("name", "validation_match_invalid")})),
+        patch("duplicate name", "/api/collections/posts")
+            .who(su.clone())
+            .json(json!({"name": "Users"}))
+            .status(400)
+            .subset(json!({"message": failed, "data": field_error("name", "validation_collection_name_exists")})),
+        patch("malformed JSON", "/api/collections/posts")
+            .who(su.clone())
+            .raw("application/json", "{\"listRule\": ")
+            .error(400, "Failed to load the submitted data due to invalid formatting."),
+        patch("unknown collection", "/api/collections/nosuch")
+            .who(su.clone())
+            .json(json!({"listRule": ""}))
+            .error(404, NOT_FOUND),
+        get("failed updates wrote nothing", "/api/collections/posts")
+            .who(su.clone())
+            .subset(json!({"name": "posts", "updateRule": null, "createRule": "views > 1"})),
+        patch("rename a field and add one", "/api/collections/posts")
+            .who(su.clone())
+            .json(json!({"fields": [
+                {"id": "text3208210256", "name": "id", "type": "text", "primaryKey": true,
+                 "system": true, "required": true, "min": 15, "max": 15,
+                 "pattern": "^[a-z0-9]+$", "autogeneratePattern": "[a-z0-9]{15}"},
+                {"id": title_id, "name": "headline", "type": "text", "required": true},
+                {"name": "views", "type": "number"},
+                {"name": "active", "type": "bool"}
+            ], "indexes": []}))
+            .subset(json!({"fields": [{"name": "id"}, {"name": "headline", "id": title_id},
+                                      {"name": "views"}, {"name": "active"}]})),
+        get("the record kept its data", format!("/api/collections/posts/records/{id}"))
+            .who(su.clone())
+            .snapshot(json!({"collectionId": "pbc_1125843985", "collectionName": "posts",
+                             "id": "[id]", "headline": "kept", "views": 3, "active": false})),
+        patch("rename the collection", "/api/collections/posts")
+            .who(su.clone())
+            .json(json!({"name": "articles"}))
+            .subset(json!({"id": "pbc_1125843985", "name": "articles"})),
+        get("records under the new name", format!("/api/collections/articles/records/{id}"))
+            .who(su.clone())
+            .subset(json!({"headline": "kept", "collectionName": "articles"})),
+        get("the old name is gone", format!("/api/collections/posts/records/{id}"))
+            .who(su.clone())
+            .error(404, "Missing collection context."),
+        get("collections are addressable by id", "/api/collections/pbc_1125843985/records")
+            .who(su.clone())
+            .subset(json!({"totalItems": 1})),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn collection_delete_truncate_and_import() {
+    let app = TestApp::spawn().await;
+    app.create_collection(posts()).await;
+    app.create_collection(json!({"name": "comments", "fields": [
+        {"name": "post", "type": "relation", "collectionId": "pbc_1125843985", "maxSelect": 1}
+    ]}))
+    .await;
+    app.create_record("posts", json!({"title": "one"})).await;
+    app.create_record("posts", json!({"title": "two"})).await;
+    let su = Who::Superuser;
+    app.check(vec![
+        delete("referenced collection", "/api/collections/posts")
+            .who(su.clone())
+            .error(
+                400,
+                "Failed to delete collection probably due to existing reference in comments.",
+            ),
+        delete("system collection", "/api/collections/_superusers")
+            .who(su.clone())
+            .status(400),
+        delete("unknown collection", "/api/collections/nosuch")
+            .who(su.clone())
+            .error(404, NOT_FOUND),
+        delete("truncate", "/api/collections/posts/truncate")
+            .who(su.clone())
+            .no_content(),
+        get("truncated", "/api/collections/posts/records")
+            .who(su.clone())
+            .subset(json!({"totalItems": 0, "items": []})),
+        delete("truncate unknown", "/api/collections/nosuch/truncate")
+            .who(su.clone())
+            .error(404, NOT_FOUND),
+        delete(
+            "delete the referencing collection",
+            "/api/collections/comments",
+        )
+        .who(su.clone())
+        .no_content(),
+        delete("then the referenced one", "/api/collections/posts")
+            .who(su.clone())
+            .no_content(),
+        get("deleted", "/api/collections/posts")
+            .who(su.clone())
+            .error(404, NOT_FOUND),
+        get(
+            "its records endpoint is gone",
+            "/api/collections/posts/records",
+        )
+        .who(su.clone())
+        .error(404, "Missing collection context."),
+        post("a new collection can reuse the name", "/api/collections")
+            .who(su.clone())
+            .json(posts())
+            .subset(json!({"name": "posts"})),
+        put("import creates and updates", "/api/collections/import")
+            .who(su.clone())
+            .json(json!({"collections": [
+                {"name": "imported", "fields": [{"name": "label", "type": "text"}]},
+                {"name": "posts", "listRule": "views > 0", "fields": [
+                    {"name": "title", "type": "text", "required": true},
+                    {"name": "views", "type": "number"}]}
+            ], "deleteMissing": false}))
+            .no_content(),
+        get("imported collection exists", "/api/collections/imported")
+            .who(su.clone())
+            .subset(json!({"name": "imported", "fields": [{"name": "id"}, {"name": "label"}]})),
+        get("import updated posts", "/api/collections/posts")
+            .who(su.clone())
+            .subset(json!({"listRule": "views > 0"})),
+        put(
+            "import with an invalid collection",
+            "/api/collections/import",
+        )
+        .who(su.clone())
+        .json(json!({"collections": [{"name": "bad name"}]}))
+        .status(400)
+        .subset(
+            json!({"data": {"collections": {"code": "validation_collections_import_failure"}}}),
+        ),
+        put("import without collections", "/api/collections/import")
+            .who(su.clone())
+            .json(json!({"deleteMissing": true}))
+            .status(400)
+            .subset(json!({"data": field_error("collections", "validation_required")})),
+        get(
+            "nothing was deleted by the failed imports",
+            "/api/collections?fields=name",
+        )
+        .who(su.clone())
+        .subset(json!({"totalItems": 4})),
+    ])
+    .await;
+}
