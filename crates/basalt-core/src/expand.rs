@@ -93,17 +93,28 @@ impl App {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CoreError>> + Send + 'a>>
     {
         Box::pin(async move {
-            for record in records.iter_mut() {
-                if let Some(object) = record.as_object_mut() {
-                    object
-                        .entry("expand")
-                        .or_insert_with(|| Json::Object(Map::new()));
-                }
-            }
+            // As PocketBase: a path that cannot be expanded (unknown name, or a target
+            // collection the caller may not view at all) is skipped; the `expand` key
+            // appears, possibly empty, once at least one path of this level resolves.
             for (name, children) in &tree.0 {
                 let Some(target) = self.resolve_expand(&collection, name) else {
                     continue;
                 };
+                let readable = info.is_superuser()
+                    || match &target {
+                        Target::Forward { target, .. } => target.view_rule.is_some(),
+                        Target::Back { source, .. } => source.view_rule.is_some(),
+                    };
+                if !readable {
+                    continue;
+                }
+                for record in records.iter_mut() {
+                    if let Some(object) = record.as_object_mut() {
+                        object
+                            .entry("expand")
+                            .or_insert_with(|| Json::Object(Map::new()));
+                    }
+                }
                 match target {
                     Target::Forward { field, target } => {
                         self.expand_forward(records, name, &field, target, children, info)

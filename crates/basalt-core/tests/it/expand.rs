@@ -135,10 +135,24 @@ on_both_backends!(
 );
 
 on_both_backends!(
-    every_record_gets_an_expand_object_even_when_nothing_resolves,
+    the_expand_key_appears_once_a_path_resolves,
     |harness: Harness| async move {
         graph(&harness).await;
-        let post = expanded(&harness, "nosuchfield", RequestInfo::default()).await;
-        assert_eq!(post["expand"], json!({}));
+        let guest = RequestInfo::default();
+        for (expand, key_present) in [
+            ("nosuchfield", false),
+            ("hush", false),
+            ("hush,author", true),
+            ("author", true),
+        ] {
+            let post = expanded(&harness, expand, guest.clone()).await;
+            assert_eq!(
+                post.get("expand").is_some(),
+                key_present,
+                "expand={expand}: {post}"
+            );
+        }
+        let post = expanded(&harness, "hush", harness.superuser.clone()).await;
+        assert_eq!(post["expand"]["hush"]["note"], json!("x"));
     }
 );
