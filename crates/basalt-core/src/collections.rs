@@ -103,16 +103,7 @@ impl App {
             .unwrap_or("base")
             .to_string();
         object.entry("type").or_insert(json!("base"));
-        if kind == "view" {
-            return Err(CoreError::invalid(
-                "Failed to create collection.",
-                BTreeMap::from([(
-                    "type".to_string(),
-                    json!({"code": "validation_unsupported_type", "message": "View collections are not supported yet."}),
-                )]),
-            ));
-        }
-        if !matches!(kind.as_str(), "base" | "auth") {
+        if !matches!(kind.as_str(), "base" | "auth" | "view") {
             return Err(CoreError::invalid(
                 "Failed to create collection.",
                 BTreeMap::from([(
@@ -202,7 +193,15 @@ impl App {
     ) -> Result<Collection, CoreError> {
         let app = self.clone();
         let saved = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            let mut collection = collection;
             let dialect = conn.dialect();
+            if collection.is_view() {
+                // The view is created first (inside this transaction) so that its fields
+                // can be read back from the database; any later error rolls it back.
+                let previous = old.as_deref();
+                collection.fields = create_view(conn, previous, &collection, message)?;
+                assign_field_ids(&mut collection);
+            }
             let mut all = schema::load_all(conn)?;
             let stored_old = old.as_ref().and_then(|o| all.iter().find(|c| c.id == o.id).cloned());
             if old.is_some() && stored_old.is_none() {
@@ -241,7 +240,7 @@ impl App {
                 return Err(CoreError::invalid(message, errors));
             }
             let statements = match (&stored_old, collection.kind) {
-                (_, CollectionType::View) => view_statements(stored_old.as_ref(), &collection, dialect),
+                (_, CollectionType::View) => Vec::new(),
                 (None, _) => ddl::create_collection(&collection, dialect),
                 (Some(previous), _) => ddl::migrate_collection(previous, &collection, dialect),
             };
@@ -429,22 +428,77 @@ fn merge_fields(old: &Collection, incoming: Json) -> Json {
     Json::Array(merged)
 }
 
-fn view_statements(
+/// Creates (or re-creates) a view collection's SQL view and infers its fields from the
+/// columns the database reports. The query must be one SELECT (superuser-provided, like
+/// PocketBase's) and must have an `id` column.
+fn create_view(
+    conn: &mut dyn Conn,
     old: Option<&Collection>,
     collection: &Collection,
-    dialect: basalt_sql::Dialect,
-) -> Vec<String> {
-    let mut statements = Vec::new();
+    message: &str,
+) -> Result<Vec<basalt_schema::Field>, CoreError> {
+    let invalid = |text: &str| {
+        CoreError::invalid(
+            message,
+            BTreeMap::from([(
+                "viewQuery".to_string(),
+                json!({"code": "validation_invalid_view_query", "message": crate::error::sentenize(text)}),
+            )]),
+        )
+    };
+    let query = collection
+        .view_query
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .trim_end_matches(';')
+        .trim();
+    let lower = query.to_ascii_lowercase();
+    if query.is_empty()
+        || !(lower.starts_with("select") || lower.starts_with("with"))
+        || query.contains(';')
+    {
+        return Err(invalid("the view query must be a single SELECT statement"));
+    }
+    let dialect = conn.dialect();
     if let Some(old) = old {
-        statements.push(format!(
+        conn.execute_batch(&format!(
             "DROP VIEW IF EXISTS {}",
             dialect.quote_ident(&old.name)
-        ));
+        ))?;
     }
-    statements.push(format!(
-        "CREATE VIEW {} AS {}",
-        dialect.quote_ident(&collection.name),
-        collection.view_query.as_deref().unwrap_or_default()
-    ));
-    statements
+    conn.execute_batch(&format!(
+        "CREATE VIEW {} AS {query}",
+        dialect.quote_ident(&collection.name)
+    ))
+    .map_err(|error| invalid(&format!("the view query failed: {}", error.message())))?;
+    let columns = conn
+        .query(&ddl::view_columns(&collection.name, dialect))
+        .map_err(|error| invalid(&format!("the view query failed: {}", error.message())))?;
+    let mut fields = Vec::new();
+    for row in columns.rows {
+        let (Some(name), declared) = (
+            row.first().and_then(basalt_sql::Value::as_str),
+            row.get(1)
+                .and_then(basalt_sql::Value::as_str)
+                .unwrap_or_default(),
+        ) else {
+            continue;
+        };
+        let previous = old
+            .and_then(|o| o.field(name))
+            .filter(|f| f.kind.type_name() == ddl::kind_for_declared_type(declared).type_name());
+        let mut field = match previous {
+            Some(previous) => previous.clone(),
+            None => basalt_schema::Field::new(name, ddl::kind_for_declared_type(declared)),
+        };
+        if name == "id" {
+            field.system = true;
+        }
+        fields.push(field);
+    }
+    if !fields.iter().any(|f| f.name == "id") {
+        return Err(invalid("the view query must return an id column"));
+    }
+    Ok(fields)
 }

@@ -270,6 +270,46 @@ fn convert_multiplicity(table: &str, field: &Field, dialect: Dialect) -> Vec<Str
     ]
 }
 
+/// The columns of a view with their declared types, as `(name, type)` rows.
+pub fn view_columns(view: &str, dialect: Dialect) -> crate::SqlQuery {
+    let sql = match dialect {
+        Dialect::Sqlite => "SELECT name, type FROM pragma_table_info(?1) ORDER BY cid",
+        Dialect::Postgres => {
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1::text ORDER BY ordinal_position"
+        }
+    };
+    crate::SqlQuery::with_binds(sql, vec![crate::Value::Text(view.to_string())])
+}
+
+/// The field kind of a view column from its declared type (both dialects' names).
+pub fn kind_for_declared_type(declared: &str) -> FieldKind {
+    let upper = declared.to_ascii_uppercase();
+    if upper.contains("BOOL") {
+        FieldKind::Bool { required: false }
+    } else if upper.contains("INT")
+        || upper.contains("NUMERIC")
+        || upper.contains("REAL")
+        || upper.contains("DOUBLE")
+        || upper.contains("FLOAT")
+        || upper.contains("DECIMAL")
+    {
+        FieldKind::Number {
+            required: false,
+            min: None,
+            max: None,
+            only_int: false,
+        }
+    } else if upper.contains("TEXT") || upper.contains("CHAR") || upper.contains("CLOB") {
+        FieldKind::text()
+    } else {
+        FieldKind::Json {
+            required: false,
+            max_size: 0,
+        }
+    }
+}
+
 /// `DROP TABLE` for a collection.
 pub fn drop_collection(collection: &Collection, dialect: Dialect) -> Vec<String> {
     let mut statements = drop_indexes(collection, dialect);

@@ -49,6 +49,9 @@ pub fn decode(field: &Field, value: Value) -> Json {
         (FieldKind::Bool { .. }, Value::Bool(b)) => Json::Bool(b),
         (FieldKind::Bool { .. }, Value::Int(n)) => Json::Bool(n != 0),
         (FieldKind::Bool { .. }, Value::Text(s)) => Json::Bool(s == "1" || s == "true"),
+        (FieldKind::Json { .. }, Value::Int(n)) => Json::from(n),
+        (FieldKind::Json { .. }, Value::Float(f)) => basalt_schema::number_json(f),
+        (FieldKind::Json { .. }, Value::Bool(b)) => Json::Bool(b),
         (FieldKind::Json { .. } | FieldKind::GeoPoint { .. }, Value::Text(s)) => {
             serde_json::from_str(&s).unwrap_or(Json::String(s))
         }
