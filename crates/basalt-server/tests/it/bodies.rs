@@ -133,35 +133,45 @@ fn body_of(size: usize) -> String {
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413() {
-    let app = app_with_posts(&["--max-body", "1024"]).await;
+    // Only text fields: PocketBase raises a record endpoint's limit by the maxSize of its
+    // json/editor/file fields (see known_bugs), so those would blur the boundary.
+    let app = TestApp::spawn_with(&["--max-body", "1024"]).await;
+    app.create_collection(json!({"name": "posts", "listRule": "", "createRule": "",
+                                 "fields": [{"name": "title", "type": "text"}]}))
+        .await;
     let records = "/api/collections/posts/records";
     let too_large = json!({"status": 413, "message": "Request entity too large.", "data": {}});
     assert_eq!(body_of(1024).len(), 1024);
-    app.check(vec![
-        post("exactly the limit", records)
-            .raw("application/json", body_of(1024))
-            .subset(json!({"title": "limit"})),
-        post("one byte over", records)
-            .raw("application/json", body_of(1025))
-            .status(413)
-            .snapshot(too_large.clone()),
-        post("far over", records)
-            .raw("application/json", body_of(100_000))
-            .status(413)
-            .snapshot(too_large.clone()),
-        post(
-            "over the limit on a superuser-only endpoint",
+    // Sent in one write each: reqwest's client may report a reset instead of the early 413
+    // when it is still writing the body.
+    for (name, path, who, body, expected) in [
+        ("exactly the limit", records, Who::Guest, body_of(1024), 200),
+        ("one byte over", records, Who::Guest, body_of(1025), 413),
+        ("far over", records, Who::Guest, body_of(100_000), 413),
+        (
+            "over the limit on a superuser endpoint",
             "/api/collections",
-        )
-        .who(Who::Superuser)
-        .raw(
-            "application/json",
-            format!("{{\"name\":\"big\",\"pad\":\"{}\"}}", "x".repeat(2000)),
-        )
-        .status(413)
-        .snapshot(too_large.clone()),
-    ])
-    .await;
+            Who::Superuser,
+            body_of(2000),
+            413,
+        ),
+        (
+            "over the limit on auth",
+            "/api/collections/users/auth-with-password",
+            Who::Guest,
+            body_of(1025),
+            413,
+        ),
+    ] {
+        let (status, json) =
+            app.raw_request("POST", path, &who, "application/json", body.as_bytes());
+        assert_eq!(status, expected, "{name}: {json}");
+        if expected == 413 {
+            assert_eq!(json, too_large, "{name}");
+        } else {
+            assert_eq!(json["title"], "limit", "{name}: {json}");
+        }
+    }
     // A chunked body declares no length; it is still cut off at the limit.
     let chunk = "x".repeat(600);
     let body = format!("{{\"title\":\"chunked\",\"pad\":\"{chunk}{chunk}\"}}");

@@ -184,10 +184,10 @@ async fn collection_create_validates_everything() {
             .status(400)
             .subset(json!({"message": failed, "data": {"type": {
                 "code": "validation_in_invalid", "message": "Must be a valid value."}}})),
-        create("view type refused", json!({"name": "posts_view", "type": "view",
-                                           "viewQuery": "SELECT id, title FROM posts"}))
+        create("view without an id column", json!({"name": "posts_view", "type": "view",
+                                                   "viewQuery": "SELECT title FROM posts"}))
             .status(400)
-            .subset(json!({"message": failed, "data": {"type": {"code": "[any]"}}})),
+            .subset(json!({"message": failed, "data": {"viewQuery": {"code": "[any]"}}})),
         create("unknown field in a rule", json!({"name": "r1", "listRule": "nosuchfield = 1"}))
             .status(400)
             .subset(json!({"message": failed, "data": field_error("listRule", "validation_invalid_rule")})),
@@ -394,6 +394,122 @@ async fn collection_delete_truncate_and_import() {
         )
         .who(su.clone())
         .subset(json!({"totalItems": 4})),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn view_collections_are_read_only_and_validated() {
+    let app = TestApp::spawn().await;
+    app.create_collection(posts()).await;
+    let record = app
+        .create_record("posts", json!({"title": "seen", "views": 3}))
+        .await;
+    let id = record["id"].as_str().unwrap().to_string();
+    let su = Who::Superuser;
+    let failed = "Failed to create collection.";
+    let view = |name: &str, extra: Json| {
+        let mut body = json!({"name": name, "type": "view",
+                              "viewQuery": "SELECT id, title, views FROM posts"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        post(&format!("view: {name}"), "/api/collections")
+            .who(Who::Superuser)
+            .json(body)
+    };
+    let unsupported = "Unsupported collection type.";
+    app.check(vec![
+        view("titles", json!({"listRule": "", "viewRule": ""})).subset(
+            json!({"name": "titles", "type": "view",
+                           "viewQuery": "SELECT id, title, views FROM posts",
+                           "createRule": null, "updateRule": null, "deleteRule": null,
+                           "fields": [{"name": "id"}, {"name": "title"}, {"name": "views"}]}),
+        ),
+        get("list a view", "/api/collections/titles/records").snapshot(json!({
+            "page": 1, "perPage": 30, "totalItems": 1, "totalPages": 1,
+            "items": [{"collectionId": "[any]", "collectionName": "titles", "id": id,
+                       "title": "seen", "views": 3}],
+        })),
+        get(
+            "filter a view",
+            "/api/collections/titles/records?filter=views%3E5&fields=id",
+        )
+        .subset(json!({"totalItems": 0})),
+        get(
+            "view a view record",
+            format!("/api/collections/titles/records/{id}"),
+        )
+        .subset(json!({"title": "seen"})),
+        post("create on a view", "/api/collections/titles/records")
+            .who(su.clone())
+            .json(json!({"title": "x"}))
+            .error(400, unsupported),
+        patch(
+            "update on a view",
+            format!("/api/collections/titles/records/{id}"),
+        )
+        .who(su.clone())
+        .json(json!({"title": "x"}))
+        .error(400, unsupported),
+        delete(
+            "delete on a view",
+            format!("/api/collections/titles/records/{id}"),
+        )
+        .who(su.clone())
+        .error(400, unsupported),
+        delete("truncate a view", "/api/collections/titles/truncate")
+            .who(su.clone())
+            .error_any_message(400),
+        view("locked", json!({})).subset(json!({"listRule": null})),
+        get(
+            "a null listRule on a view",
+            "/api/collections/locked/records",
+        )
+        .error(403, "Only superusers can perform this action."),
+        view(
+            "bad_query",
+            json!({"viewQuery": "SELECT nonsense FROM nowhere"}),
+        )
+        .status(400)
+        .subset(json!({"message": failed, "data": {"viewQuery": {"code": "[any]"}}})),
+        view("not_select", json!({"viewQuery": "DELETE FROM posts"}))
+            .status(400)
+            .subset(json!({"message": failed, "data": {"viewQuery": {"code": "[any]"}}})),
+        view(
+            "two_statements",
+            json!({"viewQuery": "SELECT id FROM posts; DROP TABLE posts"}),
+        )
+        .status(400)
+        .subset(json!({"message": failed, "data": {"viewQuery": {"code": "[any]"}}})),
+        view("with_rule", json!({"createRule": ""}))
+            .status(400)
+            .subset(json!({"message": failed, "data": {"createRule": {"code": "[any]"}}})),
+        view(
+            "with_index",
+            json!({"indexes": ["CREATE INDEX idx_wi ON with_index (title)"]}),
+        )
+        .status(400)
+        .subset(json!({"message": failed, "data": {"indexes": "[any]"}})),
+        patch("renaming a table the view reads", "/api/collections/posts")
+            .who(su.clone())
+            .json(json!({"name": "articles"}))
+            .status(400)
+            .subset(json!({"message": "Failed to update collection."})),
+        get(
+            "the table survived every refused statement",
+            "/api/collections/posts/records?fields=title",
+        )
+        .who(su.clone())
+        .subset(json!({"totalItems": 1})),
+        get(
+            "the view still answers",
+            "/api/collections/titles/records?fields=title",
+        )
+        .subset(json!({"items": [{"title": "seen"}]})),
+        delete("deleting the view", "/api/collections/titles")
+            .who(su.clone())
+            .no_content(),
     ])
     .await;
 }

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::support::scenario::{patch, post};
+use crate::support::scenario::{delete, get, patch, post};
 use crate::support::{TestApp, Who};
 
 /// `POST /api/collections/items/records {"title":"x","views":2000,"count":1.5}` with
@@ -122,6 +122,75 @@ async fn negative_batch_max_requests_uses_pocketbases_code() {
                     "code": "validation_min_greater_equal_than_required",
                     "params": {"threshold": 0}}}},
             })),
+    ])
+    .await;
+}
+
+/// `basalt serve --max-body 1024`, collection `docs` with a json field `meta` (maxSize
+/// 4096), `POST /api/collections/docs/records` with a 2000-byte JSON body.
+/// Expected (PocketBase, reference section 0.4, apis/middlewares_body_limit.go): record
+/// create/update raise the body limit by the maxSize of the collection's json/editor
+/// (and file) fields, so the limit here is 1024 + 4096 and the record is created (200).
+/// Actual: 413 "Request entity too large." (one global limit).
+#[tokio::test]
+async fn record_bodies_may_exceed_the_limit_by_the_fields_max_size() {
+    let app = TestApp::spawn_with(&["--max-body", "1024"]).await;
+    app.create_collection(json!({"name": "docs", "createRule": "", "fields": [
+        {"name": "meta", "type": "json", "maxSize": 4096}
+    ]}))
+    .await;
+    let body = json!({"meta": {"pad": "x".repeat(1980)}}).to_string();
+    assert!(body.len() > 1024 && body.len() < 4096);
+    let (status, json) = app.raw_request(
+        "POST",
+        "/api/collections/docs/records",
+        &Who::Guest,
+        "application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "a 2000-byte record body: {json}");
+    assert_eq!(json["meta"]["pad"].as_str().map(str::len), Some(1980));
+    let other = format!("{{\"name\":\"big\",\"pad\":\"{}\"}}", "x".repeat(2000));
+    let (status, _) = app.raw_request(
+        "POST",
+        "/api/collections",
+        &Who::Superuser,
+        "application/json",
+        other.as_bytes(),
+    );
+    assert_eq!(status, 413, "other endpoints keep the plain limit");
+}
+
+/// Collection `posts`, view collection `titles` with `SELECT id, title FROM posts`, then
+/// `DELETE /api/collections/posts` as the superuser.
+/// Expected: 400 (PocketBase re-saves the dependent views when a collection is deleted, and
+/// the failing view query refuses the delete; Basalt itself refuses a PATCH that breaks a
+/// view with `validation_breaks_view`), and the view keeps answering.
+/// Actual: 204; afterwards `GET /api/collections/titles/records` is a 500, and every later
+/// collection PATCH fails with `validation_breaks_view` naming the broken view.
+#[tokio::test]
+async fn deleting_a_collection_a_view_reads_is_refused() {
+    let app = TestApp::spawn().await;
+    app.create_collection(json!({"name": "posts", "fields": [{"name": "title", "type": "text"}]}))
+        .await;
+    app.create_collection(json!({"name": "other", "fields": [{"name": "title", "type": "text"}]}))
+        .await;
+    app.create_collection(json!({"name": "titles", "type": "view", "listRule": "",
+                                 "viewQuery": "SELECT id, title FROM posts"}))
+        .await;
+    app.check(vec![
+        delete("delete the table behind a view", "/api/collections/posts")
+            .who(Who::Superuser)
+            .status(400),
+        get("the view still answers", "/api/collections/titles/records")
+            .subset(json!({"items": []})),
+        patch(
+            "an unrelated collection can still change",
+            "/api/collections/other",
+        )
+        .who(Who::Superuser)
+        .json(json!({"listRule": ""}))
+        .subset(json!({"listRule": ""})),
     ])
     .await;
 }

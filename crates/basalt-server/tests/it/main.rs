@@ -20,6 +20,7 @@ mod lifecycle;
 mod records;
 mod records_list;
 mod relations;
+mod robustness;
 mod routing;
 mod rules;
 mod settings;

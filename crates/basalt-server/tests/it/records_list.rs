@@ -316,6 +316,40 @@ async fn list_filter_errors() {
         get("unknown field", list("nosuch = 1")).error_any_message(400),
         get("unbalanced parenthesis", list("(views > 1")).error_any_message(400),
         get("hidden field as guest", list("secret = 's-alpha'")).error_any_message(400),
+        get(
+            "filter over 3500 bytes",
+            list(&format!("title = '{}'", "x".repeat(3500))),
+        )
+        .error_any_message(400),
+        get(
+            "filter of 3500 bytes",
+            list(&format!("title = '{}'", "x".repeat(3500 - 10))),
+        )
+        .subset(titled(&[], 0)),
+        get("201 comparisons", list(&["views > 1"; 201].join(" && "))).error_any_message(400),
+        get("200 comparisons", list(&["views > 1"; 200].join(" && ")))
+            .subset(json!({"totalItems": 4})),
+        get(
+            "nine sort terms",
+            format!(
+                "/api/collections/posts/records?sort={}",
+                ["title"; 9].join(",")
+            ),
+        )
+        .error_any_message(400),
+        get(
+            "eight sort terms",
+            format!(
+                "/api/collections/posts/records?fields=title&sort={}",
+                ["title"; 8].join(",")
+            ),
+        )
+        .subset(json!({"totalItems": 5})),
+        get(
+            "skipTotal that is not a bool",
+            "/api/collections/posts/records?skipTotal=maybe",
+        )
+        .error_any_message(400),
         get("hidden field as superuser", list("secret = 's-alpha'"))
             .who(Who::Superuser)
             .subset(titled(&["alpha"], 1)),

@@ -408,6 +408,31 @@ impl TestApp {
         record["id"].as_str().expect("an id").to_string()
     }
 
+    /// Sends a request over a fresh connection in one write (`Connection: close`), so an
+    /// early answer (413) never races the rest of the body; returns status and JSON.
+    pub fn raw_request(
+        &self,
+        method: &str,
+        path: &str,
+        who: &Who,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Json) {
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        if let Some(token) = self.token(who) {
+            request.push_str(&format!("Authorization: {token}\r\n"));
+        }
+        request.push_str("\r\n");
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(body);
+        let response = raw_http(self.addr, &bytes);
+        (raw_status(&response), raw_json(&response))
+    }
+
     /// Checks scenarios against this app (see [`scenario::check`]).
     pub async fn check(&self, scenarios: Vec<Scenario>) {
         check(self, scenarios).await;
