@@ -244,10 +244,39 @@ impl App {
                 (None, _) => ddl::create_collection(&collection, dialect),
                 (Some(previous), _) => ddl::migrate_collection(previous, &collection, dialect),
             };
+            // Views over the changed table are dropped before the migration and rebuilt
+            // after it, so they follow renames and a change that breaks one is refused.
+            let dependent_views: Vec<Collection> = if stored_old.is_some() && !collection.is_view() {
+                lookup.0.iter().filter(|c| c.is_view()).cloned().collect()
+            } else {
+                Vec::new()
+            };
+            for view in &dependent_views {
+                conn.execute_batch(&format!("DROP VIEW IF EXISTS {}", dialect.quote_ident(&view.name)))?;
+            }
             for statement in statements {
                 conn.execute_batch(&statement).map_err(|error| {
                     CoreError::invalid(message, BTreeMap::from([("_".to_string(), json!({"code": "validation_schema_apply", "message": "Failed to apply the schema change."}))])).with_log(error)
                 })?;
+            }
+            for view in dependent_views {
+                let mut rebuilt = view.clone();
+                rebuilt.fields = create_view(conn, None, &view, message).map_err(|_| {
+                    CoreError::invalid(message, BTreeMap::from([("_".to_string(), json!({
+                        "code": "validation_breaks_view",
+                        "message": format!("The change breaks the view collection \"{}\".", view.name),
+                    }))]))
+                })?;
+                for field in &mut rebuilt.fields {
+                    if let Some(previous) = view.fields.iter().find(|f| f.name == field.name && f.kind.type_name() == field.kind.type_name()) {
+                        *field = previous.clone();
+                    }
+                }
+                assign_field_ids(&mut rebuilt);
+                if rebuilt.fields != view.fields {
+                    rebuilt.updated = now_datetime();
+                    schema::update(conn, &rebuilt)?;
+                }
             }
             if stored_old.is_some() {
                 schema::update(conn, &collection)?;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value as Json};
 mod batch;
 mod concurrency;
 mod expand;
+mod views;
 
 /// A backend for one test; cleans up on drop.
 pub(crate) enum Backend {
@@ -79,10 +80,11 @@ pub(crate) fn postgres() -> (Arc<dyn Store>, Backend) {
 pub(crate) struct Harness {
     pub(crate) app: App,
     pub(crate) superuser: RequestInfo,
-    _backend: Backend,
 }
 
-pub(crate) async fn harness((store, backend): (Arc<dyn Store>, Backend)) -> Harness {
+/// Opens the app; the returned `Backend` must outlive the test body (the macro keeps it:
+/// an `async move` body may capture only some fields of a harness and drop the rest early).
+pub(crate) async fn harness((store, backend): (Arc<dyn Store>, Backend)) -> (Harness, Backend) {
     let app = App::open(store, AppConfig::default())
         .await
         .expect("open app");
@@ -99,11 +101,7 @@ pub(crate) async fn harness((store, backend): (Arc<dyn Store>, Backend)) -> Harn
         method: "POST".into(),
         ..RequestInfo::default()
     };
-    Harness {
-        app,
-        superuser,
-        _backend: backend,
-    }
+    (Harness { app, superuser }, backend)
 }
 
 pub(crate) fn body(value: Json) -> Map<String, Json> {
@@ -144,14 +142,16 @@ macro_rules! on_both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let harness = crate::harness(crate::sqlite()).await;
+                let (harness, backend) = crate::harness(crate::sqlite()).await;
                 ($body)(harness).await;
+                drop(backend);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let harness = crate::harness(crate::postgres()).await;
+                let (harness, backend) = crate::harness(crate::postgres()).await;
                 ($body)(harness).await;
+                drop(backend);
             }
         }
     };
