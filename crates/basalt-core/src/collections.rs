@@ -259,25 +259,7 @@ impl App {
                     CoreError::invalid(message, BTreeMap::from([("_".to_string(), json!({"code": "validation_schema_apply", "message": "Failed to apply the schema change."}))])).with_log(error)
                 })?;
             }
-            for view in dependent_views {
-                let mut rebuilt = view.clone();
-                rebuilt.fields = create_view(conn, None, &view, message).map_err(|_| {
-                    CoreError::invalid(message, BTreeMap::from([("_".to_string(), json!({
-                        "code": "validation_breaks_view",
-                        "message": format!("The change breaks the view collection \"{}\".", view.name),
-                    }))]))
-                })?;
-                for field in &mut rebuilt.fields {
-                    if let Some(previous) = view.fields.iter().find(|f| f.name == field.name && f.kind.type_name() == field.kind.type_name()) {
-                        *field = previous.clone();
-                    }
-                }
-                assign_field_ids(&mut rebuilt);
-                if rebuilt.fields != view.fields {
-                    rebuilt.updated = now_datetime();
-                    schema::update(conn, &rebuilt)?;
-                }
-            }
+            rebuild_views(conn, &dependent_views, message)?;
             if stored_old.is_some() {
                 schema::update(conn, &collection)?;
             } else {
@@ -321,9 +303,23 @@ impl App {
             )));
         }
         let all = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            for statement in ddl::drop_collection(&target, conn.dialect()) {
+            let dialect = conn.dialect();
+            // Other views are rebuilt after the drop: a view that reads the dropped
+            // table refuses the delete (and the transaction rolls back).
+            let views: Vec<Collection> = schema::load_all(conn)?
+                .into_iter()
+                .filter(|c| c.is_view() && c.id != target.id)
+                .collect();
+            for view in &views {
+                conn.execute_batch(&format!(
+                    "DROP VIEW IF EXISTS {}",
+                    dialect.quote_ident(&view.name)
+                ))?;
+            }
+            for statement in ddl::drop_collection(&target, dialect) {
                 conn.execute_batch(&statement)?;
             }
+            rebuild_views(conn, &views, "Failed to delete collection.")?;
             schema::delete(conn, &target.id)?;
             schema::load_all(conn)
         })
@@ -455,6 +451,45 @@ fn merge_fields(old: &Collection, incoming: Json) -> Json {
         })
         .collect();
     Json::Array(merged)
+}
+
+/// Re-creates views (already dropped) after a schema change and re-infers their fields;
+/// a view whose query no longer works refuses the change.
+fn rebuild_views(
+    conn: &mut dyn Conn,
+    views: &[Collection],
+    message: &str,
+) -> Result<(), CoreError> {
+    for view in views {
+        let mut rebuilt = view.clone();
+        rebuilt.fields = create_view(conn, None, view, message).map_err(|_| {
+            CoreError::invalid(
+                message,
+                BTreeMap::from([(
+                    "_".to_string(),
+                    json!({
+                        "code": "validation_breaks_view",
+                        "message": format!("The change breaks the view collection \"{}\".", view.name),
+                    }),
+                )]),
+            )
+        })?;
+        for field in &mut rebuilt.fields {
+            if let Some(previous) = view
+                .fields
+                .iter()
+                .find(|f| f.name == field.name && f.kind.type_name() == field.kind.type_name())
+            {
+                *field = previous.clone();
+            }
+        }
+        assign_field_ids(&mut rebuilt);
+        if rebuilt.fields != view.fields {
+            rebuilt.updated = now_datetime();
+            schema::update(conn, &rebuilt)?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates (or re-creates) a view collection's SQL view and infers its fields from the

@@ -126,12 +126,75 @@ impl App {
             .ok_or_else(|| CoreError::NotFound("Missing collection context.".into()))
     }
 
-    fn writable_collection(&self, name_or_id: &str) -> Result<Arc<Collection>, CoreError> {
-        let collection = self.record_collection(name_or_id)?;
+    /// A collection records can be written to. PocketBase words a missing collection
+    /// differently for create/update ("Missing or invalid ...") than for delete.
+    fn writable_collection(
+        &self,
+        name_or_id: &str,
+        upsert: bool,
+    ) -> Result<Arc<Collection>, CoreError> {
+        let collection = match self.collection(name_or_id) {
+            Some(collection) => collection,
+            None if upsert => {
+                return Err(CoreError::NotFound(
+                    "Missing or invalid collection context.".into(),
+                ));
+            }
+            None => return self.record_collection(name_or_id),
+        };
         if collection.is_view() {
             return Err(CoreError::bad_request("Unsupported collection type."));
         }
         Ok(collection)
+    }
+
+    /// Extra request body bytes a record write of this collection may carry: the sum of
+    /// its json and editor fields' max sizes and its file fields' maxSize × maxSelect
+    /// (PocketBase's rule; defaults apply to fields without a max size).
+    pub fn record_body_allowance(&self, name_or_id: &str) -> usize {
+        let Some(collection) = self.collection(name_or_id) else {
+            return 0;
+        };
+        let total: u64 = collection
+            .fields
+            .iter()
+            .map(|field| match &field.kind {
+                FieldKind::Json { max_size, .. } => {
+                    if *max_size == 0 {
+                        1 << 20
+                    } else {
+                        *max_size
+                    }
+                }
+                FieldKind::Editor { max_size, .. } => {
+                    if *max_size == 0 {
+                        5 << 20
+                    } else {
+                        *max_size
+                    }
+                }
+                FieldKind::File {
+                    max_size,
+                    max_select,
+                    ..
+                } => (if *max_size == 0 { 5 << 20 } else { *max_size })
+                    .saturating_mul((*max_select).max(1)),
+                _ => 0,
+            })
+            .fold(0u64, u64::saturating_add);
+        usize::try_from(total).unwrap_or(usize::MAX)
+    }
+
+    /// The request body limit of `/api/batch` (settings `batch.maxBodySize`, 0 = 128 MiB).
+    pub fn batch_body_limit(&self) -> usize {
+        let configured = self.settings()["batch"]["maxBodySize"]
+            .as_u64()
+            .unwrap_or(0);
+        if configured == 0 {
+            128 << 20
+        } else {
+            usize::try_from(configured).unwrap_or(usize::MAX)
+        }
     }
 
     /// `GET /api/collections/{c}/records`.
@@ -280,7 +343,7 @@ impl App {
         body: Map<String, Json>,
         info: &RequestInfo,
     ) -> Result<WriteOp, CoreError> {
-        let collection = self.writable_collection(name_or_id)?;
+        let collection = self.writable_collection(name_or_id, true)?;
         let rule = self.rule_or_forbidden(&collection, RuleKind::Create, info)?;
         let superuser = info.is_superuser();
         let mut data = Map::new();
@@ -390,7 +453,7 @@ impl App {
         body: Map<String, Json>,
         info: &RequestInfo,
     ) -> Result<WriteOp, CoreError> {
-        let collection = self.writable_collection(name_or_id)?;
+        let collection = self.writable_collection(name_or_id, true)?;
         let rule = self.rule_or_forbidden(&collection, RuleKind::Update, info)?;
         let superuser = info.is_superuser();
         let wants_password = collection.is_auth()
@@ -549,7 +612,7 @@ impl App {
         id: &str,
         info: &RequestInfo,
     ) -> Result<WriteOp, CoreError> {
-        let collection = self.writable_collection(name_or_id)?;
+        let collection = self.writable_collection(name_or_id, false)?;
         let rule = self.rule_or_forbidden(&collection, RuleKind::Delete, info)?;
         let schema = self.schema();
         let check = self.fetch_query(&schema, &collection, rule.as_deref(), id, info)?;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use basalt_schema::{Collection, SchemaLookup};
 use basalt_sql::filter::{
-    AuthContext, CompileOptions, CompiledExpr, RequestContext, SelectBuilder, compile_rule,
-    compile_sort, create_check,
+    AuthContext, CompileError, CompileErrorKind, CompileOptions, CompiledExpr, RequestContext,
+    SelectBuilder, compile_rule, compile_sort, create_check,
 };
 use basalt_sql::{SqlQuery, Value};
 use serde_json::{Map, Value as Json};
@@ -55,8 +55,17 @@ pub(crate) fn request_context(info: &RequestInfo) -> RequestContext {
 /// A 400 for an invalid client `filter` or `sort`. PocketBase answers these with a
 /// generic message and `data: {}`; Basalt keeps the empty `data` and says what is wrong
 /// and where (the error names only the caller's own text and schema names).
-fn invalid_param(param: &str, error: impl std::fmt::Display) -> CoreError {
-    CoreError::bad_request(&format!("Invalid {param} parameter: {error}"))
+fn invalid_param(param: &str, error: CompileError) -> CoreError {
+    // A hidden field answers exactly like a field that does not exist, so a filter
+    // cannot be used to discover hidden field names.
+    let text = if error.kind() == CompileErrorKind::HiddenField {
+        error
+            .to_string()
+            .replacen("cannot filter or sort by hidden field", "unknown field", 1)
+    } else {
+        error.to_string()
+    };
+    CoreError::bad_request(&format!("Invalid {param} parameter: {text}"))
 }
 
 /// A list SELECT and, unless skipped, its COUNT.

@@ -140,10 +140,21 @@ fn validate(value: &Json) -> Result<(), CoreError> {
         entry["appURL"] = json!({"code": "validation_is_url", "message": "Must be a valid url."});
     }
     let batch = &value["batch"];
-    if batch["maxRequests"].as_i64().is_none_or(|n| n < 0)
-        || batch["timeout"].as_i64().is_none_or(|n| n < 0)
-    {
-        errors.insert("batch".to_string(), json!({"maxRequests": {"code": "validation_invalid_value", "message": "Must be a non-negative integer."}}));
+    let mut batch_errors = serde_json::Map::new();
+    for key in ["maxRequests", "timeout", "maxBodySize"] {
+        if batch[key].as_i64().is_none_or(|n| n < 0) {
+            batch_errors.insert(
+                key.to_string(),
+                json!({
+                    "code": "validation_min_greater_equal_than_required",
+                    "message": "Must be no less than 0.",
+                    "params": {"threshold": 0}
+                }),
+            );
+        }
+    }
+    if !batch_errors.is_empty() {
+        errors.insert("batch".to_string(), Json::Object(batch_errors));
     }
     if errors.is_empty() {
         Ok(())

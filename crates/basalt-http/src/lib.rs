@@ -70,9 +70,10 @@ pub fn app(app: App, config: HttpConfig) -> Router {
         .merge(batch::router())
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(middleware::from_fn(move |req, next| {
-            limit_body(req, next, max_body)
+            let limit = body_limit(&state, &req, max_body);
+            limit_body(req, next, limit)
         }))
         .layer(cors)
         .layer(middleware::from_fn(security_headers))
@@ -122,6 +123,28 @@ async fn security_headers(req: Request, next: Next) -> Response {
     }
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     response
+}
+
+/// The body limit of a request: the configured limit, raised like PocketBase's for
+/// record writes by the collection's json/editor/file field sizes, and the batch
+/// settings' `maxBodySize` for `/api/batch`.
+fn body_limit(state: &AppState, req: &Request, max_body: usize) -> usize {
+    let path = req.uri().path();
+    if path == "/api/batch" {
+        return state.app.batch_body_limit().max(max_body);
+    }
+    let writes = req.method() == Method::POST || req.method() == Method::PATCH;
+    let collection = path
+        .strip_prefix("/api/collections/")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(_, tail)| *tail == "records" || tail.starts_with("records/"))
+        .map(|(collection, _)| collection);
+    match collection {
+        Some(collection) if writes => {
+            max_body.saturating_add(state.app.record_body_allowance(collection))
+        }
+        _ => max_body,
+    }
 }
 
 /// Refuses bodies over the limit with 413 before any handler reads them.

@@ -254,21 +254,21 @@ impl Field {
                 if *only_int && number.fract() != 0.0 {
                     return Err(FieldError::new(
                         "validation_only_int_constraint",
-                        "Only integers are allowed.",
+                        "Decimal numbers are not allowed.",
                     ));
                 }
                 if let Some(min) = min.filter(|min| number < *min) {
                     return Err(FieldError::with_params(
                         "validation_min_number_constraint",
-                        &format!("Must be larger than {}.", number_text(min)),
-                        json!({ "min": min }),
+                        &format!("Must be greater or equal than {}.", number_text(min)),
+                        json!({ "min": number_json(min) }),
                     ));
                 }
                 if let Some(max) = max.filter(|max| number > *max) {
                     return Err(FieldError::with_params(
                         "validation_max_number_constraint",
-                        &format!("Must be less than {}.", number_text(max)),
-                        json!({ "max": max }),
+                        &format!("Must be less or equal than {}.", number_text(max)),
+                        json!({ "max": number_json(max) }),
                     ));
                 }
                 Ok(())

@@ -112,15 +112,16 @@ pub fn validate_collection(
             ),
         );
     } else if let Some(other) = lookup.find(name)
-        && old.is_none_or(|o| o.id != other.id) {
-            errors.insert(
-                "name".into(),
-                error(
-                    "validation_collection_name_exists",
-                    "Collection name must be unique (case insensitive).",
-                ),
-            );
-        }
+        && old.is_none_or(|o| o.id != other.id)
+    {
+        errors.insert(
+            "name".into(),
+            error(
+                "validation_collection_name_exists",
+                "Collection name must be unique (case insensitive).",
+            ),
+        );
+    }
     if old.is_none() && !collection.id.is_empty() && !errors.contains_key("name") {
         let bad_id = !NAME.is_match(&collection.id) || collection.id.len() > 100;
         if bad_id {
@@ -193,15 +194,16 @@ pub fn validate_collection(
         }
     }
     if let Some(auth) = &collection.auth
-        && auth.manage_rule.as_deref() == Some("") {
-            errors.insert(
-                "manageRule".into(),
-                error(
-                    "validation_nil_or_not_empty_required",
-                    "The rule must be either null or not empty.",
-                ),
-            );
-        }
+        && auth.manage_rule.as_deref() == Some("")
+    {
+        errors.insert(
+            "manageRule".into(),
+            error(
+                "validation_nil_or_not_empty_required",
+                "The rule must be either null or not empty.",
+            ),
+        );
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -334,15 +336,15 @@ fn validate_fields(
                     && previous
                         .relation_target()
                         .is_some_and(|t| t != collection_id)
-                    {
-                        field_errors.insert(
-                            "collectionId".into(),
-                            error(
-                                "validation_field_relation_change",
-                                "The relation collection cannot be changed.",
-                            ),
-                        );
-                    }
+                {
+                    field_errors.insert(
+                        "collectionId".into(),
+                        error(
+                            "validation_field_relation_change",
+                            "The relation collection cannot be changed.",
+                        ),
+                    );
+                }
             }
             FieldKind::Text {
                 min, max, pattern, ..
