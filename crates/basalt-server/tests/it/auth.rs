@@ -256,3 +256,88 @@ async fn users_cannot_change_protected_fields_of_their_own_record() {
     ])
     .await;
 }
+
+#[tokio::test]
+async fn hidden_emails_are_neither_shown_nor_filterable() {
+    let app = TestApp::spawn().await;
+    let alice = app.add_user("alice", "alice-password").await;
+    app.create_record(
+        "users",
+        json!({"email": "fred@example.com", "password": "fred-password",
+               "passwordConfirm": "fred-password", "emailVisibility": true}),
+    )
+    .await;
+    app.expect(
+        200,
+        reqwest::Method::PATCH,
+        "/api/collections/users",
+        &Who::Superuser,
+        Some(json!({"listRule": "", "viewRule": ""})),
+    )
+    .await;
+    app.create_collection(json!({"name": "posts", "listRule": "", "fields": [
+        {"name": "title", "type": "text"},
+        {"name": "author", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1}
+    ]}))
+    .await;
+    app.create_record("posts", json!({"title": "by alice", "author": alice}))
+        .await;
+    let users = "/api/collections/users/records";
+    let filter = |expr: &str| {
+        format!(
+            "{users}?fields=id&filter={}",
+            crate::records_list::encode(expr)
+        )
+    };
+    app.check(vec![
+        get(
+            "a guest sees emails only when visible",
+            format!("{users}?sort=created&fields=email,emailVisibility"),
+        )
+        .snapshot(
+            json!({"page": 1, "perPage": 30, "totalItems": 2, "totalPages": 1, "items": [
+                {"emailVisibility": false},
+                {"email": "fred@example.com", "emailVisibility": true},
+            ]}),
+        ),
+        get(
+            "a hidden email does not match a guest filter",
+            filter("email = 'alice@example.com'"),
+        )
+        .subset(json!({"totalItems": 0})),
+        get(
+            "a hidden email does not match a LIKE either",
+            filter("email ~ 'alice'"),
+        )
+        .subset(json!({"totalItems": 0})),
+        get(
+            "a visible email matches",
+            filter("email = 'fred@example.com'"),
+        )
+        .subset(json!({"totalItems": 1})),
+        get(
+            "not even the owner matches their own hidden email (as in PocketBase)",
+            filter("email = 'alice@example.com'"),
+        )
+        .who(Who::User("alice"))
+        .subset(json!({"totalItems": 0})),
+        get(
+            "a superuser matches any email",
+            filter("email = 'alice@example.com'"),
+        )
+        .who(Who::Superuser)
+        .subset(json!({"totalItems": 1})),
+        get(
+            "a hidden email through a relation",
+            format!(
+                "/api/collections/posts/records?fields=title&filter={}",
+                crate::records_list::encode("author.email = 'alice@example.com'")
+            ),
+        )
+        .subset(json!({"totalItems": 0})),
+        get("tokenKey is not filterable", filter("tokenKey != ''")).error_any_message(400),
+        get("password is not filterable", filter("password != ''")).error_any_message(400),
+        get("tokenKey is not sortable", format!("{users}?sort=tokenKey")).error_any_message(400),
+    ])
+    .await;
+}

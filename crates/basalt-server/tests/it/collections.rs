@@ -513,3 +513,126 @@ async fn view_collections_are_read_only_and_validated() {
     ])
     .await;
 }
+
+#[tokio::test]
+async fn schema_changes_migrate_data_or_are_refused_whole() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .create_collection(json!({"name": "docs", "listRule": "", "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "slug", "type": "text"},
+            {"name": "views", "type": "number"}
+        ]}))
+        .await;
+    let field_id = |name: &str| {
+        created["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (title_id, slug_id, views_id) = (field_id("title"), field_id("slug"), field_id("views"));
+    for (title, slug) in [("one", "same"), ("two", "same")] {
+        app.create_record("docs", json!({"title": title, "slug": slug, "views": 1}))
+            .await;
+    }
+    let id_field = created["fields"][0].clone();
+    let su = Who::Superuser;
+    let docs = "/api/collections/docs";
+    let list = "/api/collections/docs/records?fields=title,slug,views";
+    let failed = "Failed to update collection.";
+    let field = |id: &str, name: &str, kind: &str| json!({"id": id, "name": name, "type": kind});
+    app.check(vec![
+        patch("a unique index over duplicate values", docs)
+            .who(su.clone())
+            .json(json!({"indexes": ["CREATE UNIQUE INDEX idx_docs_slug ON docs (slug)"]}))
+            .status(400)
+            .subset(json!({"message": failed})),
+        patch("changing a field's type", docs)
+            .who(su.clone())
+            .json(json!({"fields": [id_field, field(&title_id, "title", "number"),
+                                    field(&slug_id, "slug", "text"), field(&views_id, "views", "number")]}))
+            .status(400)
+            .subset(json!({"message": failed, "data": {"fields": "[any]"}})),
+        patch("two fields with one name", docs)
+            .who(su.clone())
+            .json(json!({"fields": [id_field, field(&title_id, "title", "text"),
+                                    field(&slug_id, "title", "text"), field(&views_id, "views", "number")]}))
+            .status(400)
+            .subset(json!({"message": failed, "data": {"fields": "[any]"}})),
+        get("the refused changes kept schema and data", docs)
+            .who(su.clone())
+            .subset(json!({"indexes": [], "fields": [{"name": "id"}, {"name": "title", "type": "text"},
+                                                     {"name": "slug"}, {"name": "views"}]})),
+        get("and the records", list).subset(json!({"items": [
+            {"title": "one", "slug": "same", "views": 1}, {"title": "two", "slug": "same", "views": 1}]})),
+        patch("removing a field", docs)
+            .who(su.clone())
+            .json(json!({"fields": [id_field, field(&title_id, "title", "text"),
+                                    field(&views_id, "views", "number")]}))
+            .subset(json!({"fields": [{"name": "id"}, {"name": "title"}, {"name": "views"}]})),
+        get("the other columns kept their data", list).subset(json!({"items": [
+            {"title": "one", "views": 1}, {"title": "two", "views": 1}]})),
+        get("the removed field is gone from records", "/api/collections/docs/records?perPage=1")
+            .subset(json!({"items": [{"slug": "[absent]", "title": "one"}]})),
+        get("and from filters", "/api/collections/docs/records?filter=slug%3D%27same%27")
+            .error_any_message(400),
+        patch("a unique index over distinct values", docs)
+            .who(su.clone())
+            .json(json!({"indexes": ["CREATE UNIQUE INDEX idx_docs_title ON docs (title)"]}))
+            .subset(json!({"indexes": ["CREATE UNIQUE INDEX idx_docs_title ON docs (title)"]})),
+        post("the new index applies", "/api/collections/docs/records")
+            .who(su.clone())
+            .json(json!({"title": "one"}))
+            .status(400)
+            .subset(json!({"data": {"title": {"code": "validation_not_unique"}}})),
+        patch("fields left out are removed, system fields come back", docs)
+            .who(su.clone())
+            .json(json!({"fields": [field(&title_id, "title", "text")]}))
+            .subset(json!({"fields": [{"name": "id", "system": true}, {"name": "title"}]})),
+        get("the kept column kept its data", "/api/collections/docs/records?fields=title,views")
+            .subset(json!({"items": [{"title": "one", "views": "[absent]"}, {"title": "two"}]})),
+        post("an auth collection", "/api/collections")
+            .who(su.clone())
+            .json(json!({"name": "members", "type": "auth", "fields": [{"name": "nick", "type": "text"}]}))
+            .subset(json!({"name": "members"})),
+        patch("auth system fields cannot be left out", "/api/collections/members")
+            .who(su.clone())
+            .json(json!({"fields": [{"name": "nick", "type": "text"}]}))
+            .status(200),
+    ])
+    .await;
+    let members = app
+        .expect(
+            200,
+            Method::GET,
+            "/api/collections/members",
+            &Who::Superuser,
+            None,
+        )
+        .await;
+    let mut names: Vec<&str> = members["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "email",
+            "emailVisibility",
+            "id",
+            "nick",
+            "password",
+            "tokenKey",
+            "verified"
+        ],
+        "auth system fields come back"
+    );
+}

@@ -163,9 +163,10 @@ async fn record_bodies_may_exceed_the_limit_by_the_fields_max_size() {
 
 /// Collection `posts`, view collection `titles` with `SELECT id, title FROM posts`, then
 /// `DELETE /api/collections/posts` as the superuser.
-/// Expected: 400 (PocketBase re-saves the dependent views when a collection is deleted, and
-/// the failing view query refuses the delete; Basalt itself refuses a PATCH that breaks a
-/// view with `validation_breaks_view`), and the view keeps answering.
+/// Expected: 400 (PocketBase's collection delete hook re-saves every view inside the delete
+/// transaction and fails with "failed to delete due to existing view dependency"; Basalt
+/// itself refuses a PATCH that breaks a view with `validation_breaks_view`), and the view
+/// keeps answering.
 /// Actual: 204; afterwards `GET /api/collections/titles/records` is a 500, and every later
 /// collection PATCH fails with `validation_breaks_view` naming the broken view.
 #[tokio::test]

@@ -182,3 +182,30 @@ async fn an_acknowledged_write_survives_sigkill() {
         json!([{"title": "updated"}, {"title": "durable 2"}, {"title": "durable 3"}, {"title": "durable 4"}])
     );
 }
+
+#[tokio::test]
+async fn sigint_also_shuts_down_cleanly_and_synchronous_normal_serves() {
+    let mut app = TestApp::spawn_with(&["--synchronous", "normal"]).await;
+    app.create_collection(json!({"name": "posts", "listRule": "",
+                                 "fields": [{"name": "title", "type": "text"}]}))
+        .await;
+    app.create_record("posts", json!({"title": "normal"})).await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &app.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = app.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "exit status {status}:\n{}", app.log());
+    app.start().await;
+    let list = app
+        .expect(
+            200,
+            Method::GET,
+            "/api/collections/posts/records",
+            &Who::Guest,
+            None,
+        )
+        .await;
+    assert_eq!(list["items"][0]["title"], "normal");
+}

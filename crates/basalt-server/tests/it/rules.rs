@@ -337,3 +337,93 @@ async fn update_denied_by_the_rule_is_404_even_with_invalid_data() {
     ])
     .await;
 }
+
+#[tokio::test]
+async fn rules_read_request_headers_query_body_and_other_collections() {
+    let app = TestApp::spawn().await;
+    let alice = app.add_user("alice", "alice-password").await;
+    let bob = app.add_user("bob", "bob-password1").await;
+    let users = json!({"type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1});
+    let mut user_field = users.clone();
+    user_field["name"] = json!("user");
+    app.create_collection(json!({"name": "admins", "fields": [user_field]}))
+        .await;
+    app.create_record("admins", json!({"user": bob})).await;
+    let mut author = users.clone();
+    author["name"] = json!("author");
+    app.create_collection(json!({
+        "name": "msgs",
+        "listRule": "@request.headers.x_team = 'red'",
+        "viewRule": "@request.query.key = 'open' || author = @request.auth.id",
+        "createRule": "@request.auth.id != '' && @request.body.author = @request.auth.id && @request.body.body != 'forbidden'",
+        "updateRule": "author = @request.auth.id && @request.body.status:isset = false",
+        "deleteRule": "@collection.admins.user ?= @request.auth.id",
+        "fields": [
+            {"name": "body", "type": "text"},
+            {"name": "status", "type": "select", "values": ["open", "closed"], "maxSelect": 1},
+            author
+        ]
+    }))
+    .await;
+    let msg = app
+        .create_record("msgs", json!({"body": "hello", "author": alice}))
+        .await;
+    let records = "/api/collections/msgs/records";
+    let one = format!("{records}/{}", msg["id"].as_str().unwrap());
+    let alice_who = Who::User("alice");
+    let bob_who = Who::User("bob");
+    app.check(vec![
+        get("list without the header", records).subset(json!({"totalItems": 0})),
+        get("list with the header", records)
+            .header("X-Team", "red")
+            .subset(json!({"totalItems": 1, "items": [{"body": "hello"}]})),
+        get("list with another team", records)
+            .header("X-Team", "blue")
+            .subset(json!({"totalItems": 0})),
+        get("view as guest", one.clone()).error(404, NOT_FOUND),
+        get("view with the query key", format!("{one}?key=open")).subset(json!({"body": "hello"})),
+        get("view as author", one.clone())
+            .who(alice_who.clone())
+            .subset(json!({"body": "hello"})),
+        get("view as someone else", one.clone())
+            .who(bob_who.clone())
+            .error(404, NOT_FOUND),
+        post("create for yourself", records)
+            .who(alice_who.clone())
+            .json(json!({"body": "mine", "author": alice}))
+            .subset(json!({"body": "mine"})),
+        post("create with a forbidden body", records)
+            .who(alice_who.clone())
+            .json(json!({"body": "forbidden", "author": alice}))
+            .error(400, "Failed to create record."),
+        post("create for someone else", records)
+            .who(alice_who.clone())
+            .json(json!({"body": "theirs", "author": bob}))
+            .error(400, "Failed to create record."),
+        post("create as guest", records)
+            .json(json!({"body": "guest", "author": alice}))
+            .error(400, "Failed to create record."),
+        patch("update without status", one.clone())
+            .who(alice_who.clone())
+            .json(json!({"body": "edited"}))
+            .subset(json!({"body": "edited"})),
+        patch("update that sets status", one.clone())
+            .who(alice_who.clone())
+            .json(json!({"status": "closed"}))
+            .error(404, NOT_FOUND),
+        patch("update by someone else", one.clone())
+            .who(bob_who.clone())
+            .json(json!({"body": "bob"}))
+            .error(404, NOT_FOUND),
+        delete("delete by a non-admin author", one.clone())
+            .who(alice_who.clone())
+            .error(404, NOT_FOUND),
+        delete("delete by an admin", one.clone())
+            .who(bob_who.clone())
+            .no_content(),
+        get("what is left", records)
+            .header("X-Team", "red")
+            .subset(json!({"totalItems": 1, "items": [{"body": "mine", "status": ""}]})),
+    ])
+    .await;
+}

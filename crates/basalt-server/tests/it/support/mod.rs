@@ -303,7 +303,22 @@ impl TestApp {
 
     /// Sends a request with any [`Body`].
     pub async fn send(&self, method: Method, path: &str, who: &Who, body: &Body) -> (u16, Json) {
+        self.send_with_headers(method, path, who, body, &[]).await
+    }
+
+    /// Sends a request with any [`Body`] and extra headers.
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        who: &Who,
+        body: &Body,
+        headers: &[(String, String)],
+    ) -> (u16, Json) {
         let mut builder = self.builder(method.clone(), path, who);
+        for (name, value) in headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
         builder = match body {
             Body::None => builder,
             Body::Json(value) => builder

@@ -49,6 +49,8 @@ pub struct Scenario {
     pub token: Who,
     /// Request body.
     pub body: Body,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
     /// Expected status.
     pub status: u16,
     /// Expected body.
@@ -64,6 +66,7 @@ impl Scenario {
             path: path.into(),
             token: Who::Guest,
             body: Body::None,
+            headers: Vec::new(),
             status: 200,
             expect: Expect::Anything,
         }
@@ -87,6 +90,12 @@ impl Scenario {
             content_type: content_type.to_string(),
             bytes: bytes.into(),
         };
+        self
+    }
+
+    /// Adds a request header.
+    pub fn header(mut self, name: &str, value: &str) -> Scenario {
+        self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -175,11 +184,12 @@ pub async fn check(app: &TestApp, scenarios: Vec<Scenario>) {
 
 async fn run_one(app: &TestApp, scenario: &Scenario) -> Option<String> {
     let (status, body) = app
-        .send(
+        .send_with_headers(
             scenario.method.clone(),
             &scenario.path,
             &scenario.token,
             &scenario.body,
+            &scenario.headers,
         )
         .await;
     let mut problems = Vec::new();
