@@ -636,3 +636,32 @@ async fn schema_changes_migrate_data_or_are_refused_whole() {
         "auth system fields come back"
     );
 }
+
+/// PocketBase's delete hook re-saves every view and refuses the delete when one breaks;
+/// found by this suite (it used to answer 204, then 500 on the view), fixed in 1be5986.
+#[tokio::test]
+async fn deleting_a_collection_a_view_reads_is_refused() {
+    let app = TestApp::spawn().await;
+    app.create_collection(json!({"name": "posts", "fields": [{"name": "title", "type": "text"}]}))
+        .await;
+    app.create_collection(json!({"name": "other", "fields": [{"name": "title", "type": "text"}]}))
+        .await;
+    app.create_collection(json!({"name": "titles", "type": "view", "listRule": "",
+                                 "viewQuery": "SELECT id, title FROM posts"}))
+        .await;
+    app.check(vec![
+        delete("delete the table behind a view", "/api/collections/posts")
+            .who(Who::Superuser)
+            .status(400),
+        get("the view still answers", "/api/collections/titles/records")
+            .subset(json!({"items": []})),
+        patch(
+            "an unrelated collection can still change",
+            "/api/collections/other",
+        )
+        .who(Who::Superuser)
+        .json(json!({"listRule": ""}))
+        .subset(json!({"listRule": ""})),
+    ])
+    .await;
+}

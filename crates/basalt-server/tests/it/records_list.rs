@@ -397,3 +397,43 @@ async fn fields_excerpt_strips_html() {
     ])
     .await;
 }
+
+/// Guests cannot tell a hidden field from a missing one; found by this suite, fixed in
+/// 1be5986.
+#[tokio::test]
+async fn a_hidden_field_in_a_guest_filter_is_not_disclosed() {
+    let app = TestApp::spawn().await;
+    app.create_collection(json!({"name": "posts", "listRule": "", "fields": [
+        {"name": "title", "type": "text"},
+        {"name": "secret", "type": "text", "hidden": true}
+    ]}))
+    .await;
+    let (_, hidden) = app
+        .request(
+            reqwest::Method::GET,
+            "/api/collections/posts/records?filter=secret%3D%27x%27",
+            &Who::Guest,
+            None,
+        )
+        .await;
+    let (_, unknown) = app
+        .request(
+            reqwest::Method::GET,
+            "/api/collections/posts/records?filter=secrets%3D%27x%27",
+            &Who::Guest,
+            None,
+        )
+        .await;
+    let hidden_message = hidden["message"].as_str().unwrap_or_default();
+    let unknown_message = unknown["message"].as_str().unwrap_or_default();
+    assert_eq!(hidden["status"], 400, "{hidden}");
+    assert!(
+        !hidden_message.contains("hidden"),
+        "the answer reveals a hidden field: {hidden}"
+    );
+    assert_eq!(
+        hidden_message.replace("secret", "X"),
+        unknown_message.replace("secrets", "X"),
+        "hidden and unknown fields answer alike"
+    );
+}

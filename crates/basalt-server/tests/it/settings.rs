@@ -88,3 +88,23 @@ async fn settings_are_for_superusers_and_validated() {
         "the SMTP password is write-only: {settings}"
     );
 }
+
+/// PocketBase's code and params for a negative `batch.maxRequests`; found by this suite,
+/// fixed in 1be5986.
+#[tokio::test]
+async fn negative_batch_max_requests_uses_pocketbases_code() {
+    let app = TestApp::spawn().await;
+    app.check(vec![
+        patch("negative batch.maxRequests", "/api/settings")
+            .who(Who::Superuser)
+            .json(json!({"batch": {"maxRequests": -1}}))
+            .status(400)
+            .subset(json!({
+                "message": "An error occurred while saving the new settings.",
+                "data": {"batch": {"maxRequests": {
+                    "code": "validation_min_greater_equal_than_required",
+                    "params": {"threshold": 0}}}},
+            })),
+    ])
+    .await;
+}
