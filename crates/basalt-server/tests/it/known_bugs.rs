@@ -2,6 +2,75 @@
 //! fixed; each doc comment names the request, the expected and the actual answer. When one
 //! starts passing, it moves to its resource module.
 //!
-//! Empty: every difference found so far (number messages, unknown-collection messages on
+//! Fixed in 1be5986 and moved: number messages, unknown-collection messages on
 //! create/update, hidden-field filter answers, batch settings code, per-field body limit,
-//! deleting a table a view reads) was fixed in 1be5986 and its test moved.
+//! deleting a table a view reads.
+
+use serde_json::json;
+
+use crate::support::TestApp;
+use crate::support::scenario::post;
+
+/// A date field with `min` 2024-01-01 and `max` 2024-12-31,
+/// `POST /api/collections/events/records {"when": "2023-06-01 00:00:00.000Z"}` (and 2025).
+/// Expected (PocketBase core/field_date.go validates with ozzo's `validation.Min`/`Max`):
+/// `data.when.code` = `validation_min_greater_equal_than_required` /
+/// `validation_max_less_equal_than_required` (params `{threshold}`).
+/// Actual: `validation_min_date_constraint` / `validation_max_date_constraint`
+/// (params `{min}` / `{max}`).
+#[tokio::test]
+async fn date_range_errors_use_pocketbases_codes() {
+    let app = TestApp::spawn().await;
+    app.create_collection(json!({"name": "events", "createRule": "", "fields": [
+        {"name": "when", "type": "date", "min": "2024-01-01 00:00:00.000Z",
+         "max": "2024-12-31 23:59:59.000Z"}
+    ]}))
+    .await;
+    let records = "/api/collections/events/records";
+    app.check(vec![
+        post("before min", records)
+            .json(json!({"when": "2023-06-01 00:00:00.000Z"}))
+            .status(400)
+            .subset(json!({"data": {"when": {
+                "code": "validation_min_greater_equal_than_required",
+                "params": {"threshold": "[any]"}}}})),
+        post("after max", records)
+            .json(json!({"when": "2025-06-01 00:00:00.000Z"}))
+            .status(400)
+            .subset(json!({"data": {"when": {
+                "code": "validation_max_less_equal_than_required",
+                "params": {"threshold": "[any]"}}}})),
+    ])
+    .await;
+}
+
+/// A text field `ref` with `autogeneratePattern: "ref-[0-9]{4}"`:
+/// `POST /api/collections/codes/records {}` and `{"ref:autogenerate": "x-"}`.
+/// Expected (PocketBase core/field_text.go, reference sections 1.3 and 3.3): an empty value
+/// is generated from the pattern on create (`"ref-1234"`), and the `:autogenerate` modifier
+/// appends a generated value (`"x-ref-1234"`). Actual: `ref` stays `""` in both cases (the
+/// option is stored but never applied to fields other than the system `id`).
+#[tokio::test]
+async fn text_autogenerate_pattern_applies_to_every_text_field() {
+    let app = TestApp::spawn().await;
+    app.create_collection(json!({"name": "codes", "createRule": "", "fields": [
+        {"name": "ref", "type": "text", "autogeneratePattern": "ref-[0-9]{4}"}
+    ]}))
+    .await;
+    let generated = app.create_record("codes", json!({})).await;
+    let generated = generated["ref"].as_str().unwrap_or_default().to_string();
+    let suffixed = app
+        .create_record("codes", json!({"ref:autogenerate": "x-"}))
+        .await;
+    let suffixed = suffixed["ref"].as_str().unwrap_or_default().to_string();
+    let is_ref = |text: &str| {
+        text.len() == 8 && text.starts_with("ref-") && text[4..].bytes().all(|b| b.is_ascii_digit())
+    };
+    assert!(is_ref(&generated), "generated on create: {generated:?}");
+    assert!(
+        suffixed.starts_with("x-") && is_ref(&suffixed[2..]),
+        ":autogenerate appends: {suffixed:?}"
+    );
+    let given = app.create_record("codes", json!({"ref": "mine"})).await;
+    assert_eq!(given["ref"], "mine", "a given value is kept");
+}
