@@ -74,3 +74,80 @@ async fn text_autogenerate_pattern_applies_to_every_text_field() {
     let given = app.create_record("codes", json!({"ref": "mine"})).await;
     assert_eq!(given["ref"], "mine", "a given value is kept");
 }
+
+/// `POST /api/collections/things/records {"id": "abc/defghijklmn"}` (15 chars with a slash).
+/// Expected (PocketBase core/field_text.go checks primary keys for `/` and `\` before any
+/// other validator): 400 with `data.id = {code: "validation_pk_forbidden", params:
+/// {forbidden: "/"}}`. Actual: `validation_invalid_format` from the id pattern.
+#[tokio::test]
+async fn a_slash_in_a_record_id_is_validation_pk_forbidden() {
+    let app = TestApp::spawn().await;
+    app.create_collection(json!({"name": "things", "createRule": "", "fields": []}))
+        .await;
+    app.check(vec![
+        post("slash in an id", "/api/collections/things/records")
+            .json(json!({"id": "abc/defghijklmn"}))
+            .status(400)
+            .subset(json!({"data": {"id": {"code": "validation_pk_forbidden",
+                                           "params": {"forbidden": "/"}}}})),
+    ])
+    .await;
+}
+
+/// Alice logs in to `users`; the superuser then sends
+/// `PATCH /api/collections/users {"authRule": "verified = true"}`; Alice's old token is used
+/// for `GET /api/collections/users/records/{alice}`.
+/// Expected (PocketBase core/collection_model.go, onCollectionSaveExecute: "invalidate
+/// previously issued auth tokens on auth rule change" rotates `authToken.secret`): the old
+/// token is a guest (404; auth-refresh 401). Actual: the old token keeps working (200), so a
+/// tightened authRule does not log anyone out.
+#[tokio::test]
+async fn changing_the_auth_rule_revokes_issued_tokens() {
+    use crate::support::Who;
+    use crate::support::scenario::{get, patch};
+    let app = TestApp::spawn().await;
+    let alice = app.add_user("alice", "alice-password").await;
+    app.check(vec![
+        patch("tighten the auth rule", "/api/collections/users")
+            .who(Who::Superuser)
+            .json(json!({"authRule": "verified = true"}))
+            .subset(json!({"authRule": "verified = true"})),
+        get(
+            "the old token is a guest",
+            format!("/api/collections/users/records/{alice}"),
+        )
+        .who(Who::User("alice"))
+        .error(404, "The requested resource wasn't found."),
+        post(
+            "refresh with the old token",
+            "/api/collections/users/auth-refresh",
+        )
+        .who(Who::User("alice"))
+        .error(
+            401,
+            "The request requires valid record authorization token.",
+        ),
+    ])
+    .await;
+}
+
+/// `PATCH /api/collections/_superusers {"listRule": ""}` as the superuser.
+/// Expected (PocketBase core/collection_validate.go, ensureNoSystemRuleChange): 400
+/// "Failed to update collection." with `data.listRule.code =
+/// "validation_collection_system_rule_change"`. Actual: 200 and the change is silently
+/// dropped (listRule stays null), so the client believes it succeeded.
+#[tokio::test]
+async fn changing_a_system_collections_rule_is_a_validation_error() {
+    use crate::support::Who;
+    use crate::support::scenario::patch;
+    let app = TestApp::spawn().await;
+    app.check(vec![
+        patch("open the superusers list", "/api/collections/_superusers")
+            .who(Who::Superuser)
+            .json(json!({"listRule": ""}))
+            .status(400)
+            .subset(json!({"message": "Failed to update collection.", "data": {
+                "listRule": {"code": "validation_collection_system_rule_change"}}})),
+    ])
+    .await;
+}

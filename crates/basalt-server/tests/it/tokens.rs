@@ -244,3 +244,26 @@ async fn only_fresh_hs256_auth_tokens_with_the_real_key_authenticate() {
     }
     app.check(table).await;
 }
+
+#[tokio::test]
+async fn a_new_auth_token_secret_revokes_the_collections_tokens() {
+    let app = TestApp::spawn().await;
+    let alice = app.add_user("alice", "alice-password").await;
+    let old = Who::Token(app.token(&Who::User("alice")).unwrap());
+    let mut table = vec![
+        patch("set a new auth token secret", "/api/collections/users")
+            .who(Who::Superuser)
+            .json(json!({"authToken": {"secret": "x".repeat(50)}}))
+            .subset(json!({"authToken": {"duration": 432000, "secret": "[absent]"}})),
+    ];
+    table.extend(as_guest("a token signed with the old secret", old, &alice));
+    table.push(
+        post(
+            "a fresh login works",
+            "/api/collections/users/auth-with-password",
+        )
+        .json(json!({"identity": "alice@example.com", "password": "alice-password"}))
+        .subset(json!({"token": "[token]"})),
+    );
+    app.check(table).await;
+}
