@@ -665,3 +665,105 @@ async fn deleting_a_collection_a_view_reads_is_refused() {
     ])
     .await;
 }
+
+#[tokio::test]
+async fn collection_validation_codes() {
+    let app = TestApp::spawn().await;
+    let created = app.create_collection(posts()).await;
+    let title_id = created["fields"][1]["id"].as_str().unwrap().to_string();
+    let id_field = created["fields"][0].clone();
+    let su = Who::Superuser;
+    let create = |name: &str, body: Json| {
+        post(name, "/api/collections")
+            .who(Who::Superuser)
+            .json(body)
+    };
+    let update = |name: &str, body: Json| {
+        patch(name, "/api/collections/posts")
+            .who(Who::Superuser)
+            .json(body)
+    };
+    let code = |c: &str| json!({"code": c});
+    app.check(vec![
+        create("a name that is another collection's id", json!({"name": "pbc_1125843985"}))
+            .status(400)
+            .subset(json!({"data": {"name": "[any]"}})),
+        create("an internal table name", json!({"name": "_params"}))
+            .status(400)
+            .subset(json!({"data": {"name": "[any]"}})),
+        create("the collections table", json!({"name": "_collections"}))
+            .status(400)
+            .subset(json!({"data": {"name": "[any]"}})),
+        create("a _via_ name", json!({"name": "posts_via_author"}))
+            .status(400)
+            .subset(json!({"data": {"name": "[any]"}})),
+        create("a name over 255 characters", json!({"name": "n".repeat(256)}))
+            .status(400)
+            .subset(json!({"data": {"name": "[any]"}})),
+        create("duplicate field names in any case", json!({"name": "dups", "fields": [
+            {"name": "title", "type": "text"}, {"name": "Title", "type": "text"}]}))
+            .status(400)
+            .subset(json!({"data": {"fields": "[any]"}})),
+        create("a reserved auth field name", json!({"name": "members", "type": "auth", "fields": [
+            {"name": "passwordConfirm", "type": "text"}]}))
+            .status(400)
+            .subset(json!({"data": {"fields": "[any]"}})),
+        create("a reserved field name", json!({"name": "reserved", "fields": [
+            {"name": "collectionId", "type": "text"}]}))
+            .status(400)
+            .subset(json!({"data": {"fields": "[any]"}})),
+        create("an empty manageRule", json!({"name": "members2", "type": "auth", "manageRule": ""}))
+            .status(400)
+            .subset(json!({"data": {"manageRule": code("validation_nil_or_not_empty_required")}})),
+        create("an index name used by another collection", json!({"name": "other", "fields": [
+            {"name": "title", "type": "text"}], "indexes": ["CREATE INDEX idx_posts_title ON other (title)"]}))
+            .status(400)
+            .subset(json!({"data": {"indexes": "[any]"}})),
+        create("two indexes with one name", json!({"name": "other2", "fields": [
+            {"name": "a", "type": "text"}, {"name": "b", "type": "text"}],
+            "indexes": ["CREATE INDEX idx_same ON other2 (a)", "CREATE INDEX idx_same ON other2 (b)"]}))
+            .status(400)
+            .subset(json!({"data": {"indexes": "[any]"}})),
+        create("a relation to an unknown collection", json!({"name": "rel", "fields": [
+            {"name": "r", "type": "relation", "collectionId": "nosuch", "maxSelect": 1}]}))
+            .status(400)
+            .subset(json!({"data": {"fields": "[any]"}})),
+        create("a select without values", json!({"name": "sel", "fields": [
+            {"name": "s", "type": "select", "values": [], "maxSelect": 1}]}))
+            .status(400)
+            .subset(json!({"data": {"fields": "[any]"}})),
+        create("text min over max", json!({"name": "minmax", "fields": [
+            {"name": "t", "type": "text", "min": 10, "max": 5}]}))
+            .status(400)
+            .subset(json!({"data": {"fields": "[any]"}})),
+        create("an invalid text pattern", json!({"name": "regex", "fields": [
+            {"name": "t", "type": "text", "pattern": "(unclosed"}]}))
+            .status(400)
+            .subset(json!({"data": {"fields": "[any]"}})),
+        update("changing the type", json!({"type": "auth"}))
+            .status(400)
+            .subset(json!({"data": {"type": code("validation_collection_type_change")}})),
+        update("changing a field's type", json!({"fields": [id_field,
+            {"id": title_id, "name": "title", "type": "number"}]}))
+            .status(400)
+            .subset(json!({"data": {"fields": {"1": "[any]"}}})),
+        patch("renaming a system collection", "/api/collections/_superusers")
+            .who(su.clone())
+            .json(json!({"name": "admins"}))
+            .status(400)
+            .subset(json!({"data": {"name": "[any]"}})),
+        patch("renaming an auth system field", "/api/collections/users")
+            .who(su.clone())
+            .json(json!({"fields": [{"id": "email3885137012", "name": "mail", "type": "email"}]}))
+            .status(400)
+            .subset(json!({"data": {"fields": "[any]"}})),
+        get("nothing was created", "/api/collections?fields=name")
+            .who(su.clone())
+            .subset(json!({"totalItems": 3})),
+        get("posts is unchanged", "/api/collections/posts")
+            .who(su.clone())
+            .subset(json!({"type": "base", "fields": [{"name": "id"}, {"name": "title", "type": "text"},
+                                                      {"name": "views"}]})),
+    ])
+    .await;
+}

@@ -151,3 +151,39 @@ async fn changing_a_system_collections_rule_is_a_validation_error() {
     ])
     .await;
 }
+
+/// `PATCH /api/collections/_superusers {"name": "admins"}` and, on a base collection,
+/// `PATCH /api/collections/posts` changing field 1 (`title`) from text to number.
+/// Expected (PocketBase core/collection_validate.go): `data.name.code =
+/// "validation_collection_system_name_change"`, and the type change reported on the field
+/// itself, `data.fields.1.code = "validation_field_type_change"`.
+/// Actual: `validation_system_collection_name_change` (words swapped), and
+/// `data.fields.1.type.code` (one level deeper).
+#[tokio::test]
+async fn collection_update_codes_match_pocketbase() {
+    use crate::support::Who;
+    use crate::support::scenario::patch;
+    let app = TestApp::spawn().await;
+    let posts = app
+        .create_collection(json!({"name": "posts", "fields": [{"name": "title", "type": "text"}]}))
+        .await;
+    let id_field = posts["fields"][0].clone();
+    let title_id = posts["fields"][1]["id"].clone();
+    app.check(vec![
+        patch("rename a system collection", "/api/collections/_superusers")
+            .who(Who::Superuser)
+            .json(json!({"name": "admins"}))
+            .status(400)
+            .subset(
+                json!({"data": {"name": {"code": "validation_collection_system_name_change"}}}),
+            ),
+        patch("change a field type", "/api/collections/posts")
+            .who(Who::Superuser)
+            .json(
+                json!({"fields": [id_field, {"id": title_id, "name": "title", "type": "number"}]}),
+            )
+            .status(400)
+            .subset(json!({"data": {"fields": {"1": {"code": "validation_field_type_change"}}}})),
+    ])
+    .await;
+}
