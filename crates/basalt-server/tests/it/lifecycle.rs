@@ -40,10 +40,12 @@ async fn sigterm_lets_the_in_flight_request_finish() {
     let mut app = app_with_posts().await;
     let body = json!({"title": "in flight"}).to_string();
     let (first, rest) = body.split_at(body.len() / 2);
+    // `Expect: 100-continue` makes the server say when the handler starts reading the body,
+    // so the signal provably arrives while the request is in flight.
     let head = format!(
         "POST /api/collections/posts/records HTTP/1.1\r\nHost: localhost\r\n\
          Authorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
+         Expect: 100-continue\r\nConnection: close\r\n\r\n",
         app.superuser_token(),
         body.len()
     );
@@ -52,10 +54,16 @@ async fn sigterm_lets_the_in_flight_request_finish() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     stream.write_all(head.as_bytes()).unwrap();
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("reading 100 Continue");
+        interim.push(byte[0]);
+    }
+    let interim = String::from_utf8_lossy(&interim).to_string();
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
     stream.write_all(first.as_bytes()).unwrap();
     stream.flush().unwrap();
-    // Let the server pick the request up before the signal.
-    tokio::time::sleep(Duration::from_millis(150)).await;
     app.sigterm();
     // Shutdown has begun once new connections are refused.
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -5,6 +5,10 @@
 //! status, expected JSON with ids, dates and tokens redacted.
 //! `known_bugs` holds tests that assert PocketBase's behaviour where Basalt differs today;
 //! they fail until the server is fixed.
+//!
+//! Run with `cargo nextest run -p basalt-server` (each test in its own process) or
+//! `cargo test -p basalt-server`; a server starts in milliseconds, so no state is shared
+//! between tests. On failure the server's log tail is printed with the scenario diff.
 
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
