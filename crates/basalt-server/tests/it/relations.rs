@@ -111,3 +111,78 @@ async fn relations_are_checked_and_deletes_follow_the_options() {
     ])
     .await;
 }
+
+#[tokio::test]
+async fn client_filters_through_relations_respect_the_joined_list_rule() {
+    let app = TestApp::spawn().await;
+    let alice = app.add_user("alice", "alice-password").await;
+    app.add_user("bob", "bob-password1").await;
+    app.expect(
+        200,
+        reqwest::Method::PATCH,
+        &format!("/api/collections/users/records/{alice}"),
+        &Who::Superuser,
+        Some(json!({"name": "Alice"})),
+    )
+    .await;
+    app.create_collection(json!({"name": "posts", "listRule": "", "fields": [
+        {"name": "title", "type": "text"},
+        {"name": "author", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1},
+        {"name": "tags", "type": "select", "values": ["a", "b", "c"], "maxSelect": 3}
+    ]}))
+    .await;
+    for (title, tags) in [
+        ("one", json!(["a", "b"])),
+        ("two", json!(["b"])),
+        ("three", json!(["c"])),
+    ] {
+        app.create_record(
+            "posts",
+            json!({"title": title, "author": alice, "tags": tags}),
+        )
+        .await;
+    }
+    let filter = |expr: &str| {
+        format!(
+            "/api/collections/posts/records?fields=title&filter={}",
+            crate::records_list::encode(expr)
+        )
+    };
+    app.check(vec![
+        // users.listRule is `id = @request.auth.id`: a guest's join matches no user.
+        get(
+            "a guest filtering through the author",
+            filter("author.name = 'Alice'"),
+        )
+        .subset(json!({"totalItems": 0})),
+        get(
+            "another user filtering through the author",
+            filter("author.name = 'Alice'"),
+        )
+        .who(Who::User("bob"))
+        .subset(json!({"totalItems": 0})),
+        get(
+            "the author filtering through themself",
+            filter("author.name = 'Alice'"),
+        )
+        .who(Who::User("alice"))
+        .subset(json!({"totalItems": 3})),
+        get(
+            "a superuser filtering through the author",
+            filter("author.name = 'Alice'"),
+        )
+        .who(Who::Superuser)
+        .subset(json!({"totalItems": 3})),
+        get(
+            "the id shortcut needs no join",
+            filter(&format!("author.id = '{alice}'")),
+        )
+        .subset(json!({"totalItems": 3})),
+        get(
+            "multi-value matches are counted once",
+            filter("tags:each ?= 'a' || tags:each ?= 'b'"),
+        )
+        .subset(json!({"totalItems": 2, "items": [{"title": "one"}, {"title": "two"}]})),
+    ])
+    .await;
+}
