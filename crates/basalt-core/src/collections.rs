@@ -156,9 +156,6 @@ impl App {
                 if key == "id" || key == "created" || key == "updated" {
                     continue;
                 }
-                if old.system && rule_keys().contains(&key.as_str()) {
-                    continue;
-                }
                 if key == "fields" {
                     object.insert(key, merge_fields(&old, value));
                 } else if let (Some(Json::Object(existing)), Json::Object(incoming)) =
@@ -173,6 +170,34 @@ impl App {
             }
         }
         let mut collection = parse_collection(merged)?;
+        if old.system {
+            let mut errors = BTreeMap::new();
+            for (key, before, after) in [
+                ("listRule", &old.list_rule, &collection.list_rule),
+                ("viewRule", &old.view_rule, &collection.view_rule),
+                ("createRule", &old.create_rule, &collection.create_rule),
+                ("updateRule", &old.update_rule, &collection.update_rule),
+                ("deleteRule", &old.delete_rule, &collection.delete_rule),
+            ] {
+                if before != after {
+                    errors.insert(
+                        key.to_string(),
+                        json!({"code": "validation_collection_system_rule_change", "message": "System collection rules cannot be changed."}),
+                    );
+                }
+            }
+            if !errors.is_empty() {
+                return Err(CoreError::invalid("Failed to update collection.", errors));
+            }
+        }
+        // A changed authRule invalidates every auth token issued under the old rule
+        // (like PocketBase): the auth token secret is rotated unless the request sets it.
+        if let (Some(before), Some(after)) = (&old.auth, collection.auth.as_mut())
+            && before.auth_rule != after.auth_rule
+            && before.auth_token.secret == after.auth_token.secret
+        {
+            after.auth_token.secret = basalt_schema::random_string(50);
+        }
         collection.id = old.id.clone();
         collection.system = old.system;
         collection.created = old.created.clone();

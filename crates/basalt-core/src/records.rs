@@ -356,13 +356,25 @@ impl App {
             .prepare_password(&collection, &body, &mut data, None, superuser, &mut errors)
             .await?;
         let _ = password;
-        if data
-            .get("id")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .is_empty()
-        {
-            data.insert("id".into(), Json::String(random_id()));
+        // Empty text fields with an autogenerate pattern (the id among them) are filled.
+        for field in &collection.fields {
+            if let FieldKind::Text {
+                autogenerate_pattern,
+                ..
+            } = &field.kind
+                && !autogenerate_pattern.is_empty()
+                && data
+                    .get(&field.name)
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .is_empty()
+            {
+                let generated = basalt_schema::generate_from_pattern(autogenerate_pattern)
+                    .or_else(|| (field.name == "id").then(random_id));
+                if let Some(value) = generated {
+                    data.insert(field.name.clone(), Json::String(value));
+                }
+            }
         }
         if collection.is_auth() {
             data.insert("tokenKey".into(), Json::String(new_token_key()));
@@ -808,7 +820,9 @@ fn apply_input(
     let mut resolved = Map::new();
     for key in keys {
         let value = &body[key];
-        let (name, modifier) = if let Some(name) = key.strip_suffix('+') {
+        let (name, modifier) = if let Some(name) = key.strip_suffix(":autogenerate") {
+            (name, Some('a'))
+        } else if let Some(name) = key.strip_suffix('+') {
             (name, Some('+'))
         } else if let Some(name) = key.strip_suffix('-') {
             (name, Some('-'))
@@ -847,6 +861,18 @@ fn apply_input(
             .unwrap_or_else(|| field.zero_value());
         let next = match (modifier, &field.kind) {
             (None, _) => field.normalize(value),
+            (
+                Some('a'),
+                FieldKind::Text {
+                    autogenerate_pattern,
+                    ..
+                },
+            ) => {
+                let prefix = field.normalize(value);
+                let suffix =
+                    basalt_schema::generate_from_pattern(autogenerate_pattern).unwrap_or_default();
+                Json::String(format!("{}{suffix}", prefix.as_str().unwrap_or_default()))
+            }
             (Some(op @ ('+' | '-')), FieldKind::Number { .. }) => {
                 let delta = field.normalize(value).as_f64().unwrap_or(0.0);
                 let base = current.as_f64().unwrap_or(0.0);
@@ -910,10 +936,32 @@ fn validate_all(collection: &Collection, data: &Map<String, Json>, errors: &mut 
         if field.name == "tokenKey" && collection.is_auth() {
             continue;
         }
+        if let FieldKind::Text {
+            primary_key: true, ..
+        } = field.kind
+            && let Some(forbidden) = value.as_str().and_then(forbidden_id_char)
+        {
+            errors.insert(
+                field.name.clone(),
+                FieldError::with_params(
+                    "validation_pk_forbidden",
+                    "The record primary key contains a forbidden character.",
+                    serde_json::json!({ "forbidden": forbidden.to_string() }),
+                ),
+            );
+            continue;
+        }
         if let Err(error) = field.validate(&value) {
             errors.insert(field.name.clone(), error);
         }
     }
+}
+
+/// The first character a record id may never hold (path separators, quotes, wildcards,
+/// whitespace), checked before any pattern so custom id patterns cannot allow them.
+fn forbidden_id_char(id: &str) -> Option<char> {
+    id.chars()
+        .find(|c| c.is_whitespace() || "./\\|\"'`<>:?*%$".contains(*c))
 }
 
 /// Re-reads a record inside a write job, locking its row where the backend needs it.

@@ -11,6 +11,7 @@
 mod collection;
 mod field;
 mod ids;
+mod pattern;
 mod record;
 mod system;
 mod time_fmt;
@@ -19,6 +20,7 @@ mod validate;
 pub use collection::{AuthOptions, Collection, CollectionType, RuleKind, TokenConfig};
 pub use field::{Field, FieldKind};
 pub use ids::{collection_id, field_id, random_id, random_string};
+pub use pattern::generate_from_pattern;
 pub use record::{FieldError, FieldErrors, number_json, to_list};
 pub use system::{SUPERUSERS_ID, USERS_ID, default_superusers, default_users};
 pub use time_fmt::{format_datetime, now_datetime, parse_datetime};

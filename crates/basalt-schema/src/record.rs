@@ -549,16 +549,16 @@ fn validate_date_range(text: &str, min: &str, max: &str) -> Result<(), FieldErro
     };
     if let Some(min) = crate::parse_datetime(min).filter(|min| at < *min) {
         return Err(FieldError::with_params(
-            "validation_min_date_constraint",
-            &format!("Must be no earlier than {}.", crate::format_datetime(min)),
-            json!({ "min": crate::format_datetime(min) }),
+            "validation_min_greater_equal_than_required",
+            &format!("Must be no less than {}.", crate::format_datetime(min)),
+            json!({ "threshold": crate::format_datetime(min) }),
         ));
     }
     if let Some(max) = crate::parse_datetime(max).filter(|max| at > *max) {
         return Err(FieldError::with_params(
-            "validation_max_date_constraint",
-            &format!("Must be no later than {}.", crate::format_datetime(max)),
-            json!({ "max": crate::format_datetime(max) }),
+            "validation_max_less_equal_than_required",
+            &format!("Must be no greater than {}.", crate::format_datetime(max)),
+            json!({ "threshold": crate::format_datetime(max) }),
         ));
     }
     Ok(())
@@ -786,7 +786,7 @@ mod tests {
         check_valid(
             json!({"type":"date","min":"2024-01-01"}),
             json!("2023-12-31"),
-            Some("validation_min_date_constraint"),
+            Some("validation_min_greater_equal_than_required"),
         );
     }
 

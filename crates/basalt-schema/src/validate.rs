@@ -150,7 +150,7 @@ pub fn validate_collection(
             errors.insert(
                 "name".into(),
                 error(
-                    "validation_system_collection_name_change",
+                    "validation_collection_system_name_change",
                     "System collection name cannot be changed.",
                 ),
             );
@@ -256,13 +256,15 @@ fn validate_fields(
                 .find(|f| !field.id.is_empty() && f.id == field.id)
         }) {
             if previous.kind.type_name() != field.kind.type_name() {
-                field_errors.insert(
-                    "type".into(),
+                // PocketBase reports a type change on the field itself, not under `type`.
+                errors.insert(
+                    position.to_string(),
                     error(
                         "validation_field_type_change",
                         "Field type cannot be changed.",
                     ),
                 );
+                continue;
             }
             if previous.system && previous.name != field.name {
                 field_errors.insert(

@@ -3,8 +3,7 @@
 //! Every test starts its own server on 127.0.0.1:0 with a throw-away data dir
 //! ([`support::TestApp`]) and checks a table of [`support::Scenario`]s: request, expected
 //! status, expected JSON with ids, dates and tokens redacted.
-//! `known_bugs` holds tests that assert PocketBase's behaviour where Basalt differs today;
-//! they fail until the server is fixed.
+//! `regressions` holds tests for server bugs this suite found, fixed since.
 //!
 //! Run with `cargo nextest run -p basalt-server` (each test in its own process) or
 //! `cargo test -p basalt-server`; a server starts in milliseconds, so no state is shared
@@ -19,10 +18,10 @@ mod bodies;
 mod cli;
 mod collections;
 mod health;
-mod known_bugs;
 mod lifecycle;
 mod records;
 mod records_list;
+mod regressions;
 mod relations;
 mod robustness;
 mod routing;

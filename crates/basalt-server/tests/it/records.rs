@@ -434,7 +434,7 @@ async fn field_options_validate_like_pocketbase() {
     let opts = "/api/collections/opts/records";
     let code = |c: &str| json!({"code": c});
     app.check(vec![
-        // autogeneratePattern is asserted in known_bugs.
+        // autogeneratePattern is asserted in regressions.
         post("defaults", opts)
             .json(json!({}))
             .subset(json!({"ref": "[any]", "code": "", "meta": null})),
@@ -473,7 +473,7 @@ async fn field_options_validate_like_pocketbase() {
         post("date before min", opts)
             .json(json!({"when": "2023-06-01 00:00:00.000Z"}))
             .status(400)
-            // The exact code is asserted in known_bugs.
+            // The exact code is asserted in regressions.
             .subset(json!({"data": {"when": {"code": "[any]"}}})),
         post("date after max", opts)
             .json(json!({"when": "2025-06-01 00:00:00.000Z"}))

@@ -1,10 +1,6 @@
-//! Tests asserting PocketBase's behaviour where Basalt differs. They fail until the server is
-//! fixed; each doc comment names the request, the expected and the actual answer. When one
-//! starts passing, it moves to its resource module.
-//!
-//! Fixed in 1be5986 and moved: number messages, unknown-collection messages on
-//! create/update, hidden-field filter answers, batch settings code, per-field body limit,
-//! deleting a table a view reads.
+//! Regression tests for server bugs the end-to-end suite found, each asserting
+//! PocketBase's behaviour; each doc comment names the request, the expected answer and the
+//! wrong answer Basalt gave before the fix.
 
 use serde_json::json;
 
