@@ -18,12 +18,15 @@ use crate::settings;
 pub struct AppConfig {
     /// How many bcrypt hashes may run at once (protects other requests from login bursts).
     pub max_concurrent_hashes: usize,
+    /// Realtime limits and timeouts.
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 impl Default for AppConfig {
     fn default() -> Self {
         AppConfig {
             max_concurrent_hashes: 2,
+            realtime: crate::realtime::RealtimeConfig::default(),
         }
     }
 }
@@ -34,6 +37,7 @@ pub(crate) struct Inner {
     pub(crate) settings: RwLock<Arc<Json>>,
     pub(crate) hashing: Semaphore,
     pub(crate) rules: crate::rules::RuleCache,
+    pub(crate) realtime: crate::realtime::Broker,
 }
 
 /// The application: storage plus the cached schema and settings. Cheap to clone.
@@ -74,6 +78,7 @@ impl App {
                 settings: RwLock::new(Arc::new(settings_value)),
                 hashing: Semaphore::new(config.max_concurrent_hashes.max(1)),
                 rules: crate::rules::RuleCache::default(),
+                realtime: crate::realtime::Broker::new(config.realtime),
             }),
         }
     }

@@ -133,20 +133,26 @@ impl App {
         // time rolls back instead of committing after its caller gave up.
         let deadline = std::time::Instant::now() + timeout;
         let timed_out = || CoreError::bad_request("Batch transaction failed: the batch timed out.");
-        let stored = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            let mut stored = Vec::with_capacity(applies.len());
-            for (index, apply) in applies.into_iter().enumerate() {
+        let (stored, changes) =
+            basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+                let mut stored = Vec::with_capacity(applies.len());
+                let mut changes = Vec::new();
+                for (index, apply) in applies.into_iter().enumerate() {
+                    if std::time::Instant::now() > deadline {
+                        return Err(timed_out());
+                    }
+                    let written = apply(conn).map_err(|error| batch_failure(index, &error))?;
+                    stored.push(written.record);
+                    changes.extend(written.changes);
+                }
                 if std::time::Instant::now() > deadline {
                     return Err(timed_out());
                 }
-                stored.push(apply(conn).map_err(|error| batch_failure(index, &error))?);
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(timed_out());
-            }
-            Ok::<_, CoreError>(stored)
-        })
-        .await?;
+                Ok::<_, CoreError>((stored, changes))
+            })
+            .await?;
+        // Only a committed batch reaches realtime subscribers.
+        self.publish(changes).await;
         Ok(stored
             .into_iter()
             .zip(infos)

@@ -13,6 +13,7 @@ mod batch;
 mod collections;
 mod error;
 mod expand;
+mod realtime;
 mod records;
 mod rules;
 mod schema;
@@ -23,5 +24,9 @@ pub use auth::{Auth, AuthResult, TokenType, issue_token};
 pub use batch::{BatchAction, BatchKind, BatchResult, batch_failure};
 pub use collections::public_collection;
 pub use error::{CoreError, sentenize};
+pub use realtime::{
+    Broker, ConnectError, Connection, MAX_CLIENT_ID_LEN, MAX_SUBSCRIPTIONS, MAX_TOPIC_LEN, Message,
+    RealtimeConfig, RealtimeStats,
+};
 pub use records::{ListParams, ListResult, RequestInfo, export_with};
 pub use schema::Schema;

@@ -14,6 +14,7 @@ use serde_json::{Map, Value as Json};
 use crate::app::App;
 use crate::auth::{Auth, new_token_key};
 use crate::error::CoreError;
+use crate::realtime::{Action, Change};
 use crate::schema::Schema;
 
 /// What the services know about the request, for rules and visibility.
@@ -41,15 +42,21 @@ impl RequestInfo {
 }
 
 /// A record write prepared outside the transaction and applied inside one; returns
-/// the stored record (none for deletes).
+/// the stored record (none for deletes) and the changes to publish after commit.
 pub(crate) struct WriteOp {
     pub(crate) collection: Arc<Collection>,
     pub(crate) apply: WriteFn,
 }
 
 /// The transactional part of a record write.
-pub(crate) type WriteFn =
-    Box<dyn FnOnce(&mut dyn Conn) -> Result<Option<Map<String, Json>>, CoreError> + Send>;
+pub(crate) type WriteFn = Box<dyn FnOnce(&mut dyn Conn) -> Result<Written, CoreError> + Send>;
+
+/// What a write job returns: the stored record (none for deletes) and the record
+/// changes to publish to realtime subscribers once the transaction has committed.
+pub(crate) struct Written {
+    pub(crate) record: Option<Map<String, Json>>,
+    pub(crate) changes: Vec<Change>,
+}
 
 /// List parameters after parsing.
 #[derive(Debug, Clone, Default)]
@@ -436,7 +443,12 @@ impl App {
                     )
                     .unwrap_or_else(|| CoreError::from(error)));
                 }
-                Ok(Some(data))
+                let change =
+                    Change::saved(write_collection.clone(), Action::Create, None, data.clone());
+                Ok(Written {
+                    record: Some(data),
+                    changes: vec![change],
+                })
             }),
         })
     }
@@ -596,7 +608,16 @@ impl App {
                             .unwrap_or_else(|| CoreError::from(error)),
                     );
                 }
-                Ok(Some(data))
+                let change = Change::saved(
+                    collection.clone(),
+                    Action::Update,
+                    Some(&current),
+                    data.clone(),
+                );
+                Ok(Written {
+                    record: Some(data),
+                    changes: vec![change],
+                })
             }),
         })
     }
@@ -630,14 +651,29 @@ impl App {
         let check = self.fetch_query(&schema, &collection, rule.as_deref(), id, info)?;
         let target = id.to_string();
         let write_collection = collection.clone();
+        let app = self.clone();
         Ok(WriteOp {
             collection,
             apply: Box::new(move |conn: &mut dyn Conn| {
-                if conn.query(&check)?.rows.is_empty() {
+                let Some(row) = conn.query(&check)?.rows.into_iter().next() else {
                     return Err(CoreError::not_found());
-                }
-                delete_cascading(conn, &schema, &write_collection, &target, 0)?;
-                Ok(None)
+                };
+                // Realtime recipients are decided before anything is deleted.
+                let before = record::decode_row(&write_collection, row);
+                let mut changes = vec![app.realtime_delete(conn, &write_collection, before)];
+                delete_cascading(
+                    conn,
+                    &schema,
+                    &write_collection,
+                    &target,
+                    0,
+                    &app,
+                    &mut changes,
+                )?;
+                Ok(Written {
+                    record: None,
+                    changes,
+                })
             }),
         })
     }
@@ -649,8 +685,11 @@ impl App {
         info: &RequestInfo,
     ) -> Result<Option<Json>, CoreError> {
         let WriteOp { collection, apply } = op;
-        let stored = basalt_store::write(self.store().as_ref(), apply).await?;
-        Ok(stored.map(|data| self.export_owner(&collection, &data, info)))
+        let written = basalt_store::write(self.store().as_ref(), apply).await?;
+        self.publish(written.changes).await;
+        Ok(written
+            .record
+            .map(|data| self.export_owner(&collection, &data, info)))
     }
 
     /// Hashes `password` when present and checks `passwordConfirm`/`oldPassword`.
@@ -1027,13 +1066,16 @@ fn check_relations(
     }
 }
 
-/// Deletes a record after resolving every relation that points at it.
+/// Deletes a record after resolving every relation that points at it; the cascaded
+/// deletes and updates are added to `events` (delete recipients decided first).
 fn delete_cascading(
     conn: &mut dyn Conn,
     schema: &Schema,
     collection: &Collection,
     id: &str,
     depth: usize,
+    app: &App,
+    events: &mut Vec<Change>,
 ) -> Result<(), CoreError> {
     if depth > 32 {
         return Err(CoreError::bad_request(
@@ -1069,7 +1111,8 @@ fn delete_cascading(
                 );
                 if remaining.is_empty() && cascade {
                     if !(other.id == collection.id && other_id == id) {
-                        delete_cascading(conn, schema, other, &other_id, depth + 1)?;
+                        events.push(app.realtime_delete(conn, other, data));
+                        delete_cascading(conn, schema, other, &other_id, depth + 1, app, events)?;
                     }
                 } else if remaining.is_empty() && field.is_required() {
                     return Err(CoreError::bad_request(
@@ -1083,6 +1126,14 @@ fn delete_cascading(
                     );
                     if let Some(statement) = record::update(other, &other_id, &changes, dialect) {
                         conn.execute(&statement)?;
+                        let mut after = data.clone();
+                        after.extend(changes);
+                        events.push(Change::saved(
+                            other.clone(),
+                            Action::Update,
+                            Some(&data),
+                            after,
+                        ));
                     }
                 }
             }

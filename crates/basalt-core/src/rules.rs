@@ -106,7 +106,7 @@ impl App {
         self.compiled_rule(&schema, collection, rule, ctx)
     }
 
-    fn compiled_filter(
+    pub(crate) fn compiled_filter(
         &self,
         schema: &Schema,
         collection: &Collection,

@@ -14,6 +14,7 @@ pub mod error;
 mod extract;
 mod fields;
 mod health;
+mod realtime;
 mod records;
 mod settings;
 
@@ -68,6 +69,7 @@ pub fn app(app: App, config: HttpConfig) -> Router {
         .merge(records::router())
         .merge(auth::router())
         .merge(batch::router())
+        .merge(realtime::router())
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state.clone())

@@ -1,0 +1,137 @@
+//! `/api/realtime`: PocketBase's server-sent events.
+//!
+//! `GET` opens the stream: `PB_CONNECT` first, then one message per event, each framed
+//! exactly like PocketBase's (`id:<clientId>\nevent:<name>\ndata:<json>\n\n`, no space
+//! after the colons). The frames are written as a plain streaming body rather than
+//! through axum's `Sse` (which writes `id: ` with a space and re-encodes every event per
+//! client): the `event`/`data` part is encoded once by the broker and shared by every
+//! client, only the `id:` line is per client. `POST` sets a client's subscriptions.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use basalt_core::ConnectError;
+use serde_json::{Value as Json, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Caller, parse_body};
+
+/// Routes of this resource.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/api/realtime", get(connect).post(subscribe))
+}
+
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn peer_ip(peer: &Peer) -> Option<IpAddr> {
+    peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip())
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    let body = json!({"data": {}, "message": message, "status": status.as_u16()});
+    (status, axum::Json(body)).into_response()
+}
+
+async fn connect(State(state): State<AppState>, peer: Peer) -> Response {
+    let connection = match state.app.realtime().connect(peer_ip(&peer)) {
+        Ok(connection) => connection,
+        Err(ConnectError::TooManyForAddress) => {
+            return refused(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.");
+        }
+        Err(ConnectError::Full) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many realtime connections, try again later.",
+            );
+        }
+    };
+    let id_line = Bytes::from(format!("id:{}\n", connection.client_id()));
+    // Each message goes out as two chunks: the client's `id:` line, then the shared
+    // `event:`/`data:` bytes (no copy).
+    let frames = futures_util::stream::unfold(
+        (connection, None::<Bytes>),
+        move |(mut connection, pending)| {
+            let id_line = id_line.clone();
+            async move {
+                if let Some(frame) = pending {
+                    return Some((Ok::<Bytes, Infallible>(frame), (connection, None)));
+                }
+                let message = connection.recv().await?;
+                Some((Ok(id_line), (connection, Some(Bytes::from_owner(message)))))
+            }
+        },
+    );
+    let mut response = Body::from_stream(frames).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+const INVALID: &str = "Something went wrong while processing your request.";
+
+/// A form field's value as text (form values arrive type-inferred).
+fn form_text(value: &Json) -> Option<String> {
+    match value {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+async fn subscribe(
+    State(state): State<AppState>,
+    Caller(info): Caller,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input = parse_body(&headers, &body, INVALID).await?;
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            t.starts_with("application/x-www-form-urlencoded")
+                || t.starts_with("multipart/form-data")
+        });
+    let client_id = match input.get("clientId") {
+        None | Some(Json::Null) => String::new(),
+        Some(Json::String(id)) => id.clone(),
+        Some(other) if form => form_text(other).ok_or_else(|| ApiError::bad_request(INVALID))?,
+        Some(_) => return Err(ApiError::bad_request(INVALID)),
+    };
+    let subscriptions: Vec<String> = match input.get("subscriptions") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Json::String(s) => Some(s.clone()),
+                other if form => form_text(other),
+                _ => None,
+            })
+            .collect::<Option<Vec<String>>>()
+            .ok_or_else(|| ApiError::bad_request(INVALID))?,
+        Some(other) if form => {
+            vec![form_text(other).ok_or_else(|| ApiError::bad_request(INVALID))?]
+        }
+        Some(_) => return Err(ApiError::bad_request(INVALID)),
+    };
+    state
+        .app
+        .realtime_subscribe(&client_id, peer_ip(&peer), info.auth, &subscriptions)
+        .await?;
+    Ok(crate::no_content())
+}
