@@ -79,16 +79,23 @@ impl TokenType {
     }
 }
 
+/// PocketBase's token claims; which optional claims are present depends on the type
+/// (`refreshable` for auth, `email` for verification/passwordReset/emailChange,
+/// `newEmail` for emailChange).
 #[derive(Debug, Serialize, Deserialize)]
-struct Claims {
-    id: String,
+pub(crate) struct Claims {
+    pub(crate) id: String,
     #[serde(rename = "type")]
-    kind: String,
+    pub(crate) kind: String,
     #[serde(rename = "collectionId")]
-    collection_id: String,
+    pub(crate) collection_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    refreshable: Option<bool>,
-    exp: i64,
+    pub(crate) refreshable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) email: Option<String>,
+    #[serde(default, rename = "newEmail", skip_serializing_if = "Option::is_none")]
+    pub(crate) new_email: Option<String>,
+    pub(crate) exp: i64,
 }
 
 fn signing_key(record: &Map<String, Json>, secret: &str) -> Vec<u8> {
@@ -105,7 +112,9 @@ fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Issues a token of `kind` for an auth record.
+/// Issues a token of `kind` for an auth record. Verification, password reset and email
+/// change tokens carry the record's current `email` claim; use [`issue_email_change_token`]
+/// for the email change token's `newEmail`.
 pub fn issue_token(
     collection: &Collection,
     record: &Map<String, Json>,
@@ -113,10 +122,48 @@ pub fn issue_token(
     duration_override: Option<u64>,
     refreshable: bool,
 ) -> Result<String, CoreError> {
+    sign_token(
+        collection,
+        record,
+        kind,
+        duration_override,
+        refreshable,
+        None,
+    )
+}
+
+/// Issues an `emailChange` token whose `newEmail` claim is `new_email`.
+pub fn issue_email_change_token(
+    collection: &Collection,
+    record: &Map<String, Json>,
+    new_email: &str,
+) -> Result<String, CoreError> {
+    sign_token(
+        collection,
+        record,
+        TokenType::EmailChange,
+        None,
+        false,
+        Some(new_email),
+    )
+}
+
+fn sign_token(
+    collection: &Collection,
+    record: &Map<String, Json>,
+    kind: TokenType,
+    duration_override: Option<u64>,
+    refreshable: bool,
+    new_email: Option<&str>,
+) -> Result<String, CoreError> {
     let (secret, duration) = kind
         .secret(collection)
         .ok_or_else(|| CoreError::internal("not an auth collection"))?;
     let duration = duration_override.filter(|d| *d > 0).unwrap_or(duration);
+    let email_claim = matches!(
+        kind,
+        TokenType::Verification | TokenType::PasswordReset | TokenType::EmailChange
+    );
     let claims = Claims {
         id: record
             .get("id")
@@ -126,7 +173,17 @@ pub fn issue_token(
         kind: kind.as_str().to_string(),
         collection_id: collection.id.clone(),
         refreshable: (kind == TokenType::Auth).then_some(refreshable),
-        exp: now_unix() + duration as i64,
+        email: email_claim.then(|| {
+            record
+                .get("email")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string()
+        }),
+        new_email: (kind == TokenType::EmailChange)
+            .then(|| new_email.unwrap_or_default().to_string()),
+        // Saturating: an impersonation duration is any non-negative number of seconds.
+        exp: now_unix().saturating_add(i64::try_from(duration).unwrap_or(i64::MAX)),
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -137,7 +194,7 @@ pub fn issue_token(
 }
 
 /// Unverified claims, used only to find the record whose key verifies the signature.
-fn peek(token: &str) -> Option<Claims> {
+pub(crate) fn peek(token: &str) -> Option<Claims> {
     let header = jsonwebtoken::decode_header(token).ok()?;
     if header.alg != Algorithm::HS256 {
         return None;

@@ -9,10 +9,12 @@
 
 mod app;
 mod auth;
+mod auth_flows;
 mod batch;
 mod collections;
 mod error;
 mod expand;
+mod mail;
 mod realtime;
 mod records;
 mod rules;
@@ -20,7 +22,8 @@ mod schema;
 mod settings;
 
 pub use app::{App, AppConfig};
-pub use auth::{Auth, AuthResult, TokenType, issue_token};
+pub use auth::{Auth, AuthResult, TokenType, issue_email_change_token, issue_token};
+pub use auth_flows::RESEND_WINDOW;
 pub use batch::{BatchAction, BatchKind, BatchResult, batch_failure};
 pub use collections::public_collection;
 pub use error::{CoreError, sentenize};

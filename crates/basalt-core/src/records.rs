@@ -500,6 +500,7 @@ impl App {
         // stored hash read above. Everything that depends on the current values runs
         // inside the write job, on a row re-read there, so concurrent modifiers
         // (`views+`) never lose updates.
+        let manager = superuser || self.is_self_manager(&collection, id, info).await?;
         let mut pre_errors = FieldErrors::new();
         let mut scratch = current.clone();
         let password_changed = self
@@ -508,14 +509,13 @@ impl App {
                 &body,
                 &mut scratch,
                 Some(&current),
-                superuser,
+                manager,
                 &mut pre_errors,
             )
             .await?;
         let new_hash = password_changed
             .then(|| scratch.get("password").cloned())
             .flatten();
-        let manager = superuser || self.is_self_manager(info);
         let app = self.clone();
         let schema = self.schema();
         let target = id.to_string();
@@ -567,7 +567,7 @@ impl App {
                             ),
                         );
                     }
-                    if data.get("verified") != current.get("verified") && !superuser {
+                    if data.get("verified") != current.get("verified") && !manager {
                         errors.insert(
                             "verified".into(),
                             FieldError::new(
@@ -622,8 +622,15 @@ impl App {
         })
     }
 
-    fn is_self_manager(&self, _info: &RequestInfo) -> bool {
-        false
+    /// Whether the caller satisfies the auth collection's `manageRule` for this record
+    /// (then it may change email, password and verified without `oldPassword`).
+    async fn is_self_manager(
+        &self,
+        collection: &Arc<Collection>,
+        id: &str,
+        info: &RequestInfo,
+    ) -> Result<bool, CoreError> {
+        self.has_manage_access(collection, id, info).await
     }
 
     /// `DELETE /api/collections/{c}/records/{id}`.

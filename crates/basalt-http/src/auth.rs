@@ -1,4 +1,6 @@
-//! Auth endpoints of auth collections (password login, refresh, methods).
+//! Auth endpoints of auth collections: password login, refresh, methods, the email
+//! flows (verification, password reset, email change), impersonation, and the
+//! settings' test email.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -29,6 +31,204 @@ pub(crate) fn router() -> Router<AppState> {
             "/api/collections/{collection}/auth-methods",
             get(auth_methods),
         )
+        .route(
+            "/api/collections/{collection}/request-verification",
+            post(request_verification),
+        )
+        .route(
+            "/api/collections/{collection}/confirm-verification",
+            post(confirm_verification),
+        )
+        .route(
+            "/api/collections/{collection}/request-password-reset",
+            post(request_password_reset),
+        )
+        .route(
+            "/api/collections/{collection}/confirm-password-reset",
+            post(confirm_password_reset),
+        )
+        .route(
+            "/api/collections/{collection}/request-email-change",
+            post(request_email_change),
+        )
+        .route(
+            "/api/collections/{collection}/confirm-email-change",
+            post(confirm_email_change),
+        )
+        .route(
+            "/api/collections/{collection}/impersonate/{id}",
+            post(impersonate),
+        )
+        .route("/api/settings/test/email", post(test_email))
+}
+
+const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
+
+/// The collection of an email flow: unknown and non-auth collections answer with
+/// PocketBase's two different 404 messages.
+fn flow_collection(
+    state: &AppState,
+    name: &str,
+) -> Result<std::sync::Arc<basalt_schema::Collection>, ApiError> {
+    let collection = state
+        .app
+        .collection(name)
+        .ok_or_else(|| ApiError::not_found("Missing or invalid collection context."))?;
+    if !collection.is_auth() {
+        return Err(ApiError::not_found(
+            "Missing or invalid auth collection context.",
+        ));
+    }
+    Ok(collection)
+}
+
+/// The body of a flow endpoint.
+async fn flow_input(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Map<String, Json_>, ApiError> {
+    parse_body(headers, body, LOAD_FAILED).await
+}
+
+/// A string input field; absent or null is empty, any other type does not load.
+fn text_input(input: &serde_json::Map<String, Json_>, key: &str) -> Result<String, ApiError> {
+    match input.get(key) {
+        None | Some(Json_::Null) => Ok(String::new()),
+        Some(Json_::String(text)) => Ok(text.clone()),
+        Some(_) => Err(ApiError::bad_request(LOAD_FAILED)),
+    }
+}
+
+async fn request_verification(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let collection = flow_collection(&state, &name)?;
+    state.app.check_verification_collection(&collection)?;
+    let input = flow_input(&headers, &body).await?;
+    let email = text_input(&input, "email")?;
+    state.app.request_verification(collection, &email).await?;
+    Ok(crate::no_content())
+}
+
+async fn confirm_verification(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let collection = flow_collection(&state, &name)?;
+    state.app.check_verification_collection(&collection)?;
+    let input = flow_input(&headers, &body).await?;
+    let token = text_input(&input, "token")?;
+    state.app.confirm_verification(collection, &token).await?;
+    Ok(crate::no_content())
+}
+
+async fn request_password_reset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let collection = flow_collection(&state, &name)?;
+    let input = flow_input(&headers, &body).await?;
+    let email = text_input(&input, "email")?;
+    state.app.request_password_reset(collection, &email).await?;
+    Ok(crate::no_content())
+}
+
+async fn confirm_password_reset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let collection = flow_collection(&state, &name)?;
+    let input = flow_input(&headers, &body).await?;
+    let token = text_input(&input, "token")?;
+    let password = text_input(&input, "password")?;
+    let confirm = text_input(&input, "passwordConfirm")?;
+    state
+        .app
+        .confirm_password_reset(collection, &token, &password, &confirm)
+        .await?;
+    Ok(crate::no_content())
+}
+
+async fn request_email_change(
+    State(state): State<AppState>,
+    Caller(info): Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    // Any collection: the caller's auth is checked (by the service) before the body is
+    // read, so a base collection or a foreign token answers 401/403 like PocketBase.
+    let collection = state
+        .app
+        .collection(&name)
+        .ok_or_else(|| ApiError::not_found("Missing or invalid collection context."))?;
+    let same_collection = info
+        .auth
+        .as_ref()
+        .is_some_and(|auth| auth.collection.id == collection.id);
+    let input = if same_collection {
+        flow_input(&headers, &body).await?
+    } else {
+        serde_json::Map::new()
+    };
+    let new_email = text_input(&input, "newEmail")?;
+    state
+        .app
+        .request_email_change(collection, info.auth, &new_email)
+        .await?;
+    Ok(crate::no_content())
+}
+
+async fn confirm_email_change(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let collection = flow_collection(&state, &name)?;
+    let input = flow_input(&headers, &body).await?;
+    let token = text_input(&input, "token")?;
+    let password = text_input(&input, "password")?;
+    state
+        .app
+        .confirm_email_change(collection, &token, &password)
+        .await?;
+    Ok(crate::no_content())
+}
+
+async fn impersonate(
+    State(state): State<AppState>,
+    Caller(info): Caller,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    crate::collections::require_superuser(&info)?;
+    let collection = auth_collection(&state, &name)?;
+    let input = flow_input(&headers, &body).await?;
+    let result = state.app.impersonate(collection, &id, &input).await?;
+    auth_response(&state, &info, result).await
+}
+
+async fn test_email(
+    State(state): State<AppState>,
+    Caller(info): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    crate::collections::require_superuser(&info)?;
+    let input = flow_input(&headers, &body).await?;
+    state.app.send_test_email(&input).await?;
+    Ok(crate::no_content())
 }
 
 fn auth_collection(

@@ -7,6 +7,7 @@ use basalt_core::{App, AppConfig, Auth, ListParams, RequestInfo};
 use basalt_store::Store;
 use serde_json::{Map, Value as Json};
 
+mod auth_flows;
 mod batch;
 mod concurrency;
 mod expand;
