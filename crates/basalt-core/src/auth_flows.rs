@@ -29,6 +29,7 @@ use crate::auth::{
 };
 use crate::error::CoreError;
 use crate::mail::{self, Mail, MailError, MailMeta, Placeholders};
+use crate::realtime::{Action, Change};
 use crate::records::RequestInfo;
 
 /// How long a verification, password reset or email change request blocks a repeat.
@@ -271,7 +272,7 @@ impl App {
                 changes.insert(field.name.clone(), Json::String(now.clone()));
             }
         }
-        basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+        let written = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let dialect = conn.dialect();
             let current = conn
                 .query(&record::select_by_id_for_update(&collection, &id, dialect))?
@@ -306,9 +307,19 @@ impl App {
                         .unwrap_or_else(|| CoreError::from(error)),
                 );
             }
-            Ok(())
+            let mut after = current.clone();
+            after.extend(changes);
+            Ok(Change::saved(
+                collection,
+                Action::Update,
+                Some(&current),
+                after,
+            ))
         })
-        .await
+        .await?;
+        // Realtime: a rotated tokenKey turns the record's subscribers into guests.
+        self.publish(vec![written]).await;
+        Ok(())
     }
 
     /// The checks shared by both verification endpoints (before the body is read).

@@ -218,7 +218,14 @@ async fn serve(http: String, origins: Vec<String>, max_body: usize, data: DataAr
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown({
+        // Open realtime streams would otherwise hold the graceful shutdown open.
+        let realtime = app.realtime().clone();
+        async move {
+            shutdown_signal().await;
+            realtime.shutdown();
+        }
+    })
     .await
     .context("serving")?;
     app.close();

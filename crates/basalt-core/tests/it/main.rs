@@ -11,6 +11,7 @@ mod auth_flows;
 mod batch;
 mod concurrency;
 mod expand;
+mod realtime;
 mod views;
 
 /// A backend for one test; cleans up on drop.
