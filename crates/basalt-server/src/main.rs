@@ -103,8 +103,11 @@ fn open_store(data: &DataArgs) -> Result<Arc<dyn Store>> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             bail!("--db must be a postgres:// URL (SQLite is the default and needs no --db)");
         }
-        let store = basalt_store_postgres::PgStore::connect(url, basalt_store_postgres::PgOptions::default())
-            .map_err(|error| anyhow::anyhow!("connecting to PostgreSQL: {error}"))?;
+        let store = basalt_store_postgres::PgStore::connect(
+            url,
+            basalt_store_postgres::PgOptions::default(),
+        )
+        .map_err(|error| anyhow::anyhow!("connecting to PostgreSQL: {error}"))?;
         return Ok(Arc::new(store));
     }
     std::fs::create_dir_all(&data.dir)
