@@ -98,6 +98,19 @@ test('every record gets an expand object once the path resolves, even if empty',
   }
 });
 
+test('a filter through a back-relation matches by the related records', async () => {
+  const guest = newClient();
+  const any = await guest.collection(postsName).getFullList({ filter: `${commentsName}_via_post.text ?= 'two'` });
+  assert.deepEqual(any.map((p) => p.id), [post.id]);
+  const none = await guest.collection(postsName).getFullList({ filter: `${commentsName}_via_post.text ?= 'zzz'` });
+  assert.deepEqual(none, []);
+});
+
+test('a filter through a relation to a collection the caller may not list is refused', async () => {
+  const err = await expectError(newClient().collection(postsName).getList(1, 10, { filter: "hush.note = 'x'" }), 400);
+  assert.deepEqual(err.response.data, {});
+});
+
 test('fields reaches into expand', async () => {
   const got = await newClient().collection(postsName).getOne(post.id, {
     expand: 'author', fields: 'id,expand.author.name',
