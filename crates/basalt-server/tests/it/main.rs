@@ -20,6 +20,7 @@ mod collections;
 mod health;
 mod lifecycle;
 mod records;
+mod realtime;
 mod records_list;
 mod regressions;
 mod relations;
