@@ -21,6 +21,7 @@ mod health;
 mod lifecycle;
 mod records;
 mod realtime;
+mod realtime_matrix;
 mod records_list;
 mod regressions;
 mod relations;
