@@ -22,6 +22,8 @@ mod lifecycle;
 mod records;
 mod realtime;
 mod realtime_matrix;
+mod realtime;
+mod realtime_matrix;
 mod records_list;
 mod regressions;
 mod relations;
