@@ -731,14 +731,13 @@ impl App {
     /// collection's templates (`collection` defaults to `_superusers`) to `email`, for a
     /// stand-in record.
     pub async fn send_test_email(&self, body: &Map<String, Json>) -> Result<(), CoreError> {
-        let input = |key: &str| {
-            body.get(key)
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string()
+        let input = |key: &str| match body.get(key) {
+            None | Some(Json::Null) => Ok(String::new()),
+            Some(Json::String(text)) => Ok(text.clone()),
+            Some(_) => Err(CoreError::bad_request(LOAD_FAILED)),
         };
-        let (email, template_name) = (input("email"), input("template"));
-        let collection_name = Some(input("collection"))
+        let (email, template_name) = (input("email")?, input("template")?);
+        let collection_name = Some(input("collection")?)
             .filter(|c| !c.is_empty())
             .unwrap_or_else(|| SUPERUSERS_ID.to_string());
         let mut errors = FieldErrors::new();

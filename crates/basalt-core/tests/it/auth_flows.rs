@@ -1282,6 +1282,17 @@ on_both_backends!(
             code(&error, "collection"),
             "validation_invalid_auth_collection"
         );
+        let mut typed = input("verification", None);
+        typed.insert("template".into(), json!(5));
+        let error = harness
+            .app
+            .send_test_email(&typed)
+            .await
+            .expect_err("not a string");
+        assert_eq!(
+            message(&error),
+            "An error occurred while loading the submitted data."
+        );
 
         sink.reject.store(true, Ordering::SeqCst);
         let error = harness
