@@ -22,8 +22,6 @@ mod lifecycle;
 mod records;
 mod realtime;
 mod realtime_matrix;
-mod realtime;
-mod realtime_matrix;
 mod records_list;
 mod regressions;
 mod relations;
