@@ -186,7 +186,16 @@ fn build_message(meta: &MailMeta, mail: &Mail) -> Result<Message, MailError> {
             .header(ContentTransferEncoding::QuotedPrintable)
             .body(body)
     };
+    // A Message-ID on the sender's domain (lettre would otherwise say "localhost").
+    let message_id = format!(
+        "<{}@{}>",
+        basalt_schema::random_string(24),
+        meta.sender_address
+            .rsplit_once('@')
+            .map_or("localhost", |(_, domain)| domain)
+    );
     Message::builder()
+        .message_id(Some(message_id))
         .from(from)
         .to(Mailbox::new(None, to))
         .subject(subject)
@@ -452,6 +461,8 @@ mod tests {
         assert!(raw.contains("text/html"));
         assert!(!raw.contains("\r\nBcc:"), "no header injection: {raw}");
         assert!(raw.contains("From: Support <support@example.com>"));
+        assert!(raw.contains("@example.com>\r\n"), "a Message-ID: {raw}");
+        assert!(raw.contains("Message-ID: <"), "{raw}");
     }
 
     #[test]
