@@ -338,15 +338,21 @@ def ours_cpu():
         lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
 
 
-def wait_quiet(max_wait=20.0, window=0.3, limit=0.35):
-    """Waits (at most max_wait s) until processes other than ours use < `limit` cores,
-    so a run does not start in the middle of someone else's build. Returns the waited s."""
+QUIET_BUDGET = [120.0]   # seconds of waiting allowed in a whole benchmark run
+
+
+def wait_quiet(max_wait=15.0, window=0.3, limit=0.35):
+    """Waits (at most max_wait s, and at most QUIET_BUDGET in total) until processes other
+    than ours use < `limit` cores, so a run does not start in the middle of someone else's
+    build. Returns the seconds waited."""
     t0 = time.time()
+    max_wait = min(max_wait, QUIET_BUDGET[0])
     while True:
         b0, o0 = system_busy(), ours_cpu()
         time.sleep(window)
         foreign = (system_busy() - b0 - (ours_cpu() - o0)) / window
         if foreign < limit or time.time() - t0 > max_wait:
+            QUIET_BUDGET[0] = max(0.0, QUIET_BUDGET[0] - (time.time() - t0))
             return time.time() - t0
 
 
@@ -539,8 +545,8 @@ NICE = {"view": "view by random id", "list": "list filter+sort+total",
 
 def table(rows):
     out = ["| rows | scenario | server | req/s | p50 ms | p99 ms | p99/p50 | errors | peak RSS MB "
-           "| server CPU us/req | Basalt/PB | Basalt/ceiling |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| server CPU us/req | Basalt/PB | Basalt/ceiling | other load (cores) |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in rows:
         first = True
         for n in ("basalt", "pocketbase", "ceiling"):
@@ -554,7 +560,7 @@ def table(rows):
             cpu = f"{v['cpu_us_per_req']:,.0f}" if v.get("cpu_us_per_req") else "-"
             out.append(f"| {e['dataset'] if first else ''} | {NICE.get(e['scenario'], e['scenario']) if first else ''} "
                        f"| {n} | {v['rps']:,.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {tail:.1f} "
-                       f"| {v['errors']} | {rss} | {cpu} | {ratio_pb} | {ratio_c} |")
+                       f"| {v['errors']} | {rss} | {cpu} | {ratio_pb} | {ratio_c} | {v.get('foreign_cores', 0):.2f} |")
             first = False
     return "\n".join(out)
 
@@ -570,6 +576,9 @@ def targets(rows, hwm):
         for ds in sorted({d for d, s in by if s == scen}):
             e = by[(ds, scen)]
             if "vs_pb" not in e:
+                if "pocketbase" in e["servers"] and "basalt" in e["servers"]:
+                    lines.append(f"- {NICE[scen]} ({ds} rows): PocketBase completed no request within a run "
+                                 f"(Basalt {e['servers']['basalt']['rps']:.1f} req/s); no ratio")
                 continue
             txt = f"- {NICE[scen]} ({ds} rows): Basalt/PocketBase {e['vs_pb']:.2f}x, target >= {goal:g}x: {mark(e['vs_pb'] >= goal)}"
             if scen in CEILING_TARGETS and "vs_ceiling" in e:
@@ -579,9 +588,13 @@ def targets(rows, hwm):
     bad_tail = [(e["dataset"], e["scenario"], e["servers"]["basalt"]) for e in rows
                 if "basalt" in e["servers"] and e["servers"]["basalt"]["p50_ms"]
                 and e["servers"]["basalt"]["p99_ms"] > 3 * e["servers"]["basalt"]["p50_ms"]]
+    ceil_tail = [f"{NICE.get(e['scenario'])} @{e['dataset']}: "
+                 f"{e['servers']['ceiling']['p99_ms'] / e['servers']['ceiling']['p50_ms']:.1f}x"
+                 for e in rows if "ceiling" in e["servers"] and e["servers"]["ceiling"]["p50_ms"]]
     lines.append("- Basalt p99 <= 3x p50 in every scenario: " + mark(not bad_tail) + (
         " (misses: " + ", ".join(f"{NICE.get(s, s)} @{d}: {v['p99_ms'] / v['p50_ms']:.1f}x"
-                                 for d, s, v in bad_tail) + ")" if bad_tail else ""))
+                                 for d, s, v in bad_tail) + ")" if bad_tail else "")
+        + ("; for reference the bare ceiling's own p99/p50: " + ", ".join(ceil_tail) if ceil_tail else ""))
     errs = sum(e["servers"]["basalt"]["errors"] for e in rows if "basalt" in e["servers"])
     perrs = sum(e["servers"]["pocketbase"]["errors"] for e in rows if "pocketbase" in e["servers"])
     lines.append(f"- 0 errors: Basalt {errs} non-2xx/socket errors, PocketBase {perrs}: {mark(errs == 0)}")
@@ -635,6 +648,12 @@ def report(bench, opts, hwm, started, elapsed):
         f"- data: `posts` {{title, body ~400 chars, views number (indexed), published bool, author relation -> users (indexed)}}, "
         f"{opts.rows:,} rows" + (f", and `posts_big` with {opts.big_rows:,} rows" if opts.big_rows else "") +
         f"; {N_USERS} users; every record ~600 bytes of JSON; public rules except list_auth",
+        "- columns: req/s, p50, p99 are medians over the rounds; errors summed; peak RSS = max VmRSS "
+        "sampled every 50 ms while that server was under load; server CPU us/req = the server "
+        "process's CPU time (all threads, /proc) divided by requests (less sensitive to noise than "
+        "req/s); other load = mean CPU (in cores) used during the runs by processes that are not "
+        "part of the benchmark (other engineers' builds): rows with other load above ~0.3 are "
+        "disturbed; each run first waits up to 15 s (120 s per whole run) for the machine to be quiet",
     ]
     md = ["<!-- bench:begin (generated by bench/bench.py; edit outside these markers) -->",
           "## Latest run", "", *meta, "", table(rows), "", "### Targets (issue 4)", "",
@@ -706,28 +725,31 @@ def profile(o, servers, users_file, ids_file):
     counters = {}
     for line in stat.stderr.splitlines():
         parts = line.split(",")
-        if len(parts) > 3 and parts[0].replace(".", "").isdigit():
-            counters[parts[2]] = float(parts[0])
+        if len(parts) > 3:
+            try:
+                counters[parts[2]] = float(parts[0])
+            except ValueError:
+                pass
     secs = o.duration // 2
     reqs = r["rps"] * secs
     summary = [f"{o.target} {scen}: {r['rps']:.0f} req/s, p50 {r['p50'] / 1000:.2f} ms, "
-               f"p99 {r['p99'] / 1000:.2f} ms, errors {r['errors']}"]
-    if reqs and "instructions" in counters:
-        summary.append(f"per request: {counters['instructions'] / reqs:,.0f} instructions, "
-                       f"{counters.get('cycles', 0) / reqs:,.0f} cycles, "
-                       f"{counters.get('task-clock', 0) * 1e3 / reqs:,.1f} us CPU "
-                       f"(server process only), {counters.get('context-switches', 0) / reqs:.2f} "
-                       f"context switches")
-    rep = subprocess.run(["perf", "report", "-i", base + ".data", "--no-children", "--stdio",
-                          "--percent-limit", "0.7", "-g", "none", "--sort", "dso,symbol"],
-                         capture_output=True, text=True)
-    rep2 = subprocess.run(["perf", "report", "-i", base + ".data", "--children", "--stdio",
-                           "--percent-limit", "3", "-g", "none", "--sort", "symbol"],
-                          capture_output=True, text=True)
+               f"p99 {r['p99'] / 1000:.2f} ms, errors {r['errors']} (load generator view, "
+               f"while perf was attached)"]
+    if reqs and counters:
+        parts = [f"{counters['task-clock'] * 1e3 / reqs:,.1f} us server CPU"] if "task-clock" in counters else []
+        if "instructions" in counters:
+            parts.append(f"{counters['instructions'] / reqs:,.0f} instructions")
+        if "context-switches" in counters:
+            parts.append(f"{counters['context-switches'] / reqs:.2f} context switches")
+        summary.append("per request (perf stat, first half): " + ", ".join(parts))
+    script = subprocess.run(["perf", "script", "-i", base + ".data", "-F", "tid,ip,sym",
+                             "--no-inline"], capture_output=True, text=True)
+    folded = subprocess.run([sys.executable, os.path.join(HERE, "perf_fold.py"), "25"],
+                            input=script.stdout, capture_output=True, text=True).stdout
     with open(base + ".txt", "w") as f:
-        f.write("\n".join(summary) + "\n\n== self time ==\n" + rep.stdout +
-                "\n== inclusive (children) ==\n" + rep2.stdout + rec.stderr[-2000:])
+        f.write("\n".join(summary) + "\n\n" + folded + "\n\nperf record: " + rec.stderr[-1500:])
     print("\n".join(summary))
+    print(folded[:3000])
     log(f"profile: {base}.txt ({base}.data for perf report -i)")
 
 

