@@ -127,22 +127,25 @@ struct GroupKey {
     options: Arc<SubOptions>,
 }
 
-/// Whether a stored auth is still valid: its collection exists and has the same
-/// auth-token secret (a changed secret invalidates every token, and so every stored
-/// realtime auth). Returns the auth on the current collection.
-fn current_auth(schema: &Schema, auth: &Auth) -> Option<Auth> {
+/// The current collection of a stored auth, if the auth is still valid: its collection
+/// exists and has the same auth-token secret (a changed secret invalidates every token,
+/// and so every stored realtime auth).
+fn auth_collection<'a>(schema: &'a Schema, auth: &Auth) -> Option<&'a Arc<Collection>> {
     let current = schema
         .collections
         .iter()
         .find(|c| c.id == auth.collection.id)?;
-    let secret = |c: &Collection| c.auth.as_ref().map(|a| a.auth_token.secret.clone());
-    if secret(current).is_none() || secret(current) != secret(&auth.collection) {
-        return None;
+    match (token_secret(current), token_secret(&auth.collection)) {
+        (Some(now), Some(then)) if now == then => Some(current),
+        _ => None,
     }
-    Some(Auth {
-        collection: current.clone(),
-        record: auth.record.clone(),
-    })
+}
+
+fn token_secret(collection: &Collection) -> Option<&str> {
+    collection
+        .auth
+        .as_ref()
+        .map(|a| a.auth_token.secret.as_str())
 }
 
 impl App {
@@ -163,8 +166,8 @@ impl App {
         } in targets
         {
             let auth = match auth {
-                Some(stored) => match current_auth(&schema, &stored) {
-                    Some(auth) => Some(auth),
+                Some(stored) => match auth_collection(&schema, &stored) {
+                    Some(current) => Some((stored, current)),
                     None => {
                         broker.forget_auth_of(&client, &stored);
                         None
@@ -174,7 +177,9 @@ impl App {
             };
             let view = subscription.record.is_some();
             let options = subscription.options.clone();
-            let superuser = auth.as_ref().is_some_and(Auth::is_superuser);
+            let superuser = auth
+                .as_ref()
+                .is_some_and(|(stored, _)| stored.is_superuser());
             let rule = if view {
                 collection.view_rule.as_deref()
             } else {
@@ -186,15 +191,15 @@ impl App {
                 || filter.is_some_and(|f| f.contains("@request.auth"))
                 || (!superuser && rule.is_some_and(|r| r.contains("@request.auth")));
             let who = match &auth {
-                Some(auth) if depends => {
-                    Who::Identity(auth.collection.id.clone(), auth.id().to_string())
+                Some((stored, _)) if depends => {
+                    Who::Identity(stored.collection.id.clone(), stored.id().to_string())
                 }
                 None if depends => Who::Guest,
                 _ => Who::Class {
                     superuser,
-                    is_self: auth
-                        .as_ref()
-                        .is_some_and(|a| a.collection.id == collection.id && a.id() == record_id),
+                    is_self: auth.as_ref().is_some_and(|(stored, _)| {
+                        stored.collection.id == collection.id && stored.id() == record_id
+                    }),
                 },
             };
             let key = GroupKey {
@@ -208,7 +213,10 @@ impl App {
                 continue;
             }
             let info = RequestInfo {
-                auth,
+                auth: auth.map(|(stored, current)| Auth {
+                    collection: current.clone(),
+                    record: stored.record.clone(),
+                }),
                 method: "GET".into(),
                 query: options.query.clone(),
                 headers: options.headers.clone(),

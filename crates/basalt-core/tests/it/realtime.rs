@@ -593,3 +593,41 @@ async fn connection_caps_and_timeouts() {
         Some(basalt_core::ConnectError::Full)
     );
 }
+
+on_both_backends!(
+    a_password_reset_turns_the_clients_into_guests,
+    |harness: Harness| async move {
+        let app = &harness.app;
+        app.create_collection(
+            json!({"name": "notes", "listRule": "@request.auth.id != ''",
+            "fields": [{"name": "title", "type": "text"}]}),
+        )
+        .await
+        .expect("notes");
+        let dave = login(&harness, "dave@example.com").await;
+        let mut client = connect(app).await;
+        client
+            .subscribe(app, Some(dave.clone()), &["notes/*"])
+            .await;
+        let users = app.collection("users").expect("users");
+        let token = basalt_core::issue_token(
+            &users,
+            &dave.record,
+            basalt_core::TokenType::PasswordReset,
+            None,
+            false,
+        )
+        .expect("token");
+        app.confirm_password_reset(users, &token, "new-password", "new-password")
+            .await
+            .expect("reset");
+        app.create_record(
+            "notes",
+            body(json!({"title": "after"})),
+            harness.superuser.clone(),
+        )
+        .await
+        .expect("create");
+        assert!(client.drain(QUIET).await.is_empty(), "dave is a guest now");
+    }
+);
