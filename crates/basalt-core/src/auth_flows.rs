@@ -2,9 +2,11 @@
 //! change (each a `request-*` that mails a typed token and a `confirm-*` that spends
 //! it), impersonation, the manage rule, and the settings' test email.
 //!
-//! - `request-*` answer the same for known and unknown emails (no enumeration); the
-//!   verification and reset mails are sent in the background, and one mail per record
-//!   (and kind) goes out per [`RESEND_WINDOW`].
+//! - `request-verification` and `request-password-reset` answer the same for known and
+//!   unknown emails, in body and in time (no enumeration): the input is validated in
+//!   the request, the lookup happens in a background job (at most
+//!   [`MAX_BACKGROUND_JOBS`] at once; more requests wait for a slot, whatever their
+//!   email) and the mail is sent after it. One mail per record and kind goes out per [`RESEND_WINDOW`].
 //! - A `confirm-*` verifies its token (type, signature, expiry, collection) and writes
 //!   inside a transaction that re-reads the record and refuses the write if its
 //!   `tokenKey` changed since, so a token is spent at most once.
@@ -22,6 +24,7 @@ use basalt_sql::{Value, record};
 use basalt_store::Conn;
 use parking_lot::Mutex;
 use serde_json::{Map, Value as Json, json};
+use tokio::sync::Semaphore;
 
 use crate::app::{App, Inner};
 use crate::auth::{
@@ -38,43 +41,76 @@ pub const RESEND_WINDOW: Duration = Duration::from_secs(120);
 const VALIDATION_FAILED: &str = "An error occurred while validating the submitted data.";
 const LOAD_FAILED: &str = "An error occurred while loading the submitted data.";
 
-/// Pending resend keys per app (`collectionId/recordId/kind` → blocked until). Kept
-/// outside `App` keyed by a weak reference to it, so that apps dropped in tests free
-/// their entries.
-#[allow(clippy::type_complexity)]
-static RESEND: LazyLock<Mutex<Vec<(Weak<Inner>, HashMap<String, Instant>)>>> =
-    LazyLock::new(|| Mutex::new(Vec::new()));
+/// How many background request jobs (lookup + mail) may run at once per app.
+pub(crate) const MAX_BACKGROUND_JOBS: usize = 32;
+
+/// The flows' in-memory state of one app.
+struct FlowState {
+    /// Resend keys (`collectionId/recordId/kind`) → blocked until.
+    resend: HashMap<String, Instant>,
+    /// Slots for background request jobs.
+    jobs: Arc<Semaphore>,
+}
+
+/// Flow state per app, kept outside `App` and keyed by a weak reference to it (so an
+/// app dropped in tests frees its entry, and a live app's address is never reused).
+static FLOWS: LazyLock<Mutex<Vec<AppFlows>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+/// One app (by weak reference) and its flow state.
+type AppFlows = (Weak<Inner>, FlowState);
 
 impl App {
-    /// Claims a resend key: false if the same request was made within the window.
-    fn claim_resend(&self, key: &str) -> bool {
-        let now = Instant::now();
-        let mut apps = RESEND.lock();
+    fn with_flow_state<T>(&self, f: impl FnOnce(&mut FlowState) -> T) -> T {
+        let mut apps = FLOWS.lock();
         apps.retain(|(app, _)| app.strong_count() > 0);
         let this = Arc::as_ptr(&self.inner);
         let index = match apps.iter().position(|(app, _)| app.as_ptr() == this) {
             Some(index) => index,
             None => {
-                apps.push((Arc::downgrade(&self.inner), HashMap::new()));
+                let state = FlowState {
+                    resend: HashMap::new(),
+                    jobs: Arc::new(Semaphore::new(MAX_BACKGROUND_JOBS)),
+                };
+                apps.push((Arc::downgrade(&self.inner), state));
                 apps.len() - 1
             }
         };
-        let keys = &mut apps[index].1;
-        keys.retain(|_, until| *until > now);
-        if keys.contains_key(key) {
-            return false;
-        }
-        keys.insert(key.to_string(), now + RESEND_WINDOW);
-        true
+        f(&mut apps[index].1)
+    }
+
+    /// Claims a resend key: false if the same request was made within the window.
+    fn claim_resend(&self, key: &str) -> bool {
+        let now = Instant::now();
+        self.with_flow_state(|state| {
+            state.resend.retain(|_, until| *until > now);
+            if state.resend.contains_key(key) {
+                return false;
+            }
+            state.resend.insert(key.to_string(), now + RESEND_WINDOW);
+            true
+        })
     }
 
     /// Frees a resend key (after a failed send, or once the flow completed).
     fn release_resend(&self, key: &str) {
-        let this = Arc::as_ptr(&self.inner);
-        let mut apps = RESEND.lock();
-        if let Some((_, keys)) = apps.iter_mut().find(|(app, _)| app.as_ptr() == this) {
-            keys.remove(key);
-        }
+        self.with_flow_state(|state| state.resend.remove(key));
+    }
+
+    /// Runs a request's lookup and mail after the response, in one of the app's job
+    /// slots; waits for a slot first (a wait that does not depend on the input).
+    async fn in_background<F>(&self, what: &'static str, job: F) -> Result<(), CoreError>
+    where
+        F: Future<Output = Result<(), CoreError>> + Send + 'static,
+    {
+        let slots = self.with_flow_state(|state| state.jobs.clone());
+        let permit = slots.acquire_owned().await.map_err(CoreError::internal)?;
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(error) = job.await {
+                tracing::error!(what, %error, "{what} request failed");
+            }
+        });
+        Ok(())
     }
 }
 
@@ -84,6 +120,10 @@ fn resend_key(collection: &Collection, record: &Map<String, Json>, kind: &str) -
 
 fn text<'a>(record: &'a Map<String, Json>, key: &str) -> &'a str {
     record.get(key).and_then(Json::as_str).unwrap_or_default()
+}
+
+fn email_of(record: &Map<String, Json>) -> String {
+    text(record, "email").to_string()
 }
 
 fn validation(errors: FieldErrors) -> CoreError {
@@ -231,26 +271,22 @@ impl App {
         mail::render(template, &values, to)
     }
 
-    /// Sends a mail after the response; a failure is logged and frees the resend key.
-    fn send_in_background(&self, mail: Mail, what: &'static str, resend: String) {
-        let app = self.clone();
-        tokio::spawn(async move {
-            let settings = app.settings();
-            match mail::send(&settings, mail).await {
-                Ok(()) => tracing::debug!(what, "mail sent"),
-                Err(MailError::Disabled) => {
-                    app.release_resend(&resend);
-                    tracing::warn!(
-                        what,
-                        "no {what} email was sent: SMTP is disabled in the settings"
-                    );
-                }
-                Err(error) => {
-                    app.release_resend(&resend);
-                    tracing::error!(what, %error, "failed to send {what} email");
-                }
+    /// Sends a mail of a request job; a failure is logged and frees the resend key.
+    async fn deliver_mail(&self, mail: Mail, what: &'static str, resend: &str) {
+        match mail::send(&self.settings(), mail).await {
+            Ok(()) => tracing::debug!(what, "mail sent"),
+            Err(MailError::Disabled) => {
+                self.release_resend(resend);
+                tracing::warn!(
+                    what,
+                    "no {what} email was sent: SMTP is disabled in the settings"
+                );
             }
-        });
+            Err(error) => {
+                self.release_resend(resend);
+                tracing::error!(what, %error, "failed to send {what} email");
+            }
+        }
     }
 
     /// Writes `changes` to an auth record in one transaction, provided its `tokenKey`
@@ -341,31 +377,31 @@ impl App {
         if let Err(error) = check_email_input(email) {
             return Err(validation([("email".to_string(), error)].into()));
         }
-        let Some(record) = self.find_by_email(&collection, email).await? else {
-            return Ok(());
-        };
-        if record.get("verified").and_then(Json::as_bool) == Some(true) {
-            return Ok(());
-        }
-        let key = resend_key(&collection, &record, "verification");
-        if !self.claim_resend(&key) {
-            return Ok(());
-        }
-        let token = issue_token(&collection, &record, TokenType::Verification, None, false)?;
-        let template = collection
-            .auth
-            .as_ref()
-            .map(|a| a.verification_template.clone())
-            .unwrap_or_default();
-        let mail = self.compose(
-            &collection,
-            &record,
-            &template,
-            &token,
-            text(&record, "email"),
-        );
-        self.send_in_background(mail, "verification", key);
-        Ok(())
+        let app = self.clone();
+        let email = email.to_string();
+        self.in_background("verification", async move {
+            let Some(record) = app.find_by_email(&collection, &email).await? else {
+                return Ok(());
+            };
+            if record.get("verified").and_then(Json::as_bool) == Some(true) {
+                return Ok(());
+            }
+            let key = resend_key(&collection, &record, "verification");
+            if !app.claim_resend(&key) {
+                return Ok(());
+            }
+            let token = issue_token(&collection, &record, TokenType::Verification, None, false)?;
+            let template = collection
+                .auth
+                .as_ref()
+                .map(|a| a.verification_template.clone())
+                .unwrap_or_default();
+            let mail = app.compose(&collection, &record, &template, &token, &email_of(&record));
+            // The send runs on its own, so the job slot is held only for the lookup.
+            tokio::spawn(async move { app.deliver_mail(mail, "verification", &key).await });
+            Ok(())
+        })
+        .await
     }
 
     /// `confirm-verification`: marks the token's record verified.
@@ -430,28 +466,28 @@ impl App {
                 "The collection is not configured to allow password authentication.",
             ));
         }
-        let Some(record) = self.find_by_email(&collection, email).await? else {
-            return Ok(());
-        };
-        let key = resend_key(&collection, &record, "passwordReset");
-        if !self.claim_resend(&key) {
-            return Ok(());
-        }
-        let token = issue_token(&collection, &record, TokenType::PasswordReset, None, false)?;
-        let template = collection
-            .auth
-            .as_ref()
-            .map(|a| a.reset_password_template.clone())
-            .unwrap_or_default();
-        let mail = self.compose(
-            &collection,
-            &record,
-            &template,
-            &token,
-            text(&record, "email"),
-        );
-        self.send_in_background(mail, "password reset", key);
-        Ok(())
+        let app = self.clone();
+        let email = email.to_string();
+        self.in_background("password reset", async move {
+            let Some(record) = app.find_by_email(&collection, &email).await? else {
+                return Ok(());
+            };
+            let key = resend_key(&collection, &record, "passwordReset");
+            if !app.claim_resend(&key) {
+                return Ok(());
+            }
+            let token = issue_token(&collection, &record, TokenType::PasswordReset, None, false)?;
+            let template = collection
+                .auth
+                .as_ref()
+                .map(|a| a.reset_password_template.clone())
+                .unwrap_or_default();
+            let mail = app.compose(&collection, &record, &template, &token, &email_of(&record));
+            // The send runs on its own, so the job slot is held only for the lookup.
+            tokio::spawn(async move { app.deliver_mail(mail, "password reset", &key).await });
+            Ok(())
+        })
+        .await
     }
 
     /// `confirm-password-reset`: sets a new password (rotating `tokenKey`) and marks the

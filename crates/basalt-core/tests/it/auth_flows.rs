@@ -1593,3 +1593,70 @@ on_both_backends!(
         );
     }
 );
+
+// ---------------------------------------------------------------------------------
+// No enumeration by timing: the request does no lookup of its own (that runs in a
+// background job), so known and unknown emails cost the same.
+
+/// The `1/n` quantile of the samples (`n = 2`: the median).
+fn quantile(samples: &[Duration], n: usize) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / n]
+}
+
+on_both_backends!(
+    requests_for_known_and_unknown_emails_take_the_same_time,
+    |harness: Harness| async move {
+        let _sink = setup(&harness).await;
+        create_user(&harness.app, "users", "timing@example.com").await;
+        let collection = users(&harness);
+        for reset in [false, true] {
+            let (mut known, mut unknown) = (Vec::new(), Vec::new());
+            // Rounds of 5 known and 5 unknown requests back to back (fewer than the job
+            // slots, so none waits), in a random order per round; the jobs drain between
+            // rounds.
+            for round in 0..40 {
+                let mut order = [
+                    true, true, true, true, true, false, false, false, false, false,
+                ];
+                rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rand::rng());
+                for (i, is_known) in order.into_iter().enumerate() {
+                    let email = if is_known {
+                        "timing@example.com".to_string()
+                    } else {
+                        format!("nobody{round}x{i}@example.com")
+                    };
+                    let started = Instant::now();
+                    let result = if reset {
+                        harness
+                            .app
+                            .request_password_reset(collection.clone(), &email)
+                            .await
+                    } else {
+                        harness
+                            .app
+                            .request_verification(collection.clone(), &email)
+                            .await
+                    };
+                    let took = started.elapsed();
+                    assert!(result.is_ok(), "the same answer for {email}");
+                    if is_known {
+                        known.push(took);
+                    } else {
+                        unknown.push(took);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // 200 tries each: medians within 10% (or 3 µs: a request here takes a few
+            // µs, where scheduler noise alone moves a median by about that much).
+            let (known, unknown) = (quantile(&known, 2), quantile(&unknown, 2));
+            let tolerance = (known.max(unknown) / 10).max(Duration::from_micros(3));
+            assert!(
+                known.abs_diff(unknown) <= tolerance,
+                "medians: known {known:?}, unknown {unknown:?}"
+            );
+        }
+    }
+);
