@@ -1091,6 +1091,19 @@ on_both_backends!(
             .await
             .expect("retry");
         assert_eq!(sink.wait_for(1).await.len(), 1);
+        // `tls: true` is implicit TLS: a plaintext server fails the handshake.
+        harness
+            .app
+            .update_settings(json!({"smtp": {"tls": true}}))
+            .await
+            .expect("tls on");
+        let error = harness
+            .app
+            .request_email_change(users(&harness), Some(user.auth.clone()), "n3@example.com")
+            .await
+            .expect_err("no TLS on the sink");
+        assert_eq!(message(&error), "Failed to request email change.");
+        assert_eq!(sink.settle().await, 1);
         // With SMTP disabled nothing can be sent: PocketBase (with no sendmail) answers 400.
         harness
             .app
