@@ -3,9 +3,10 @@
 //! `GET` opens the stream: `PB_CONNECT` first, then one message per event, each framed
 //! exactly like PocketBase's (`id:<clientId>\nevent:<name>\ndata:<json>\n\n`, no space
 //! after the colons). The frames are written as a plain streaming body rather than
-//! through axum's `Sse` (which writes `id: ` with a space and re-encodes every event per
+//! through axum's `Sse` (which writes `id: ` with a space and builds every event per
 //! client): the `event`/`data` part is encoded once by the broker and shared by every
-//! client, only the `id:` line is per client. `POST` sets a client's subscriptions.
+//! client, only the `id:` line is per client, and the messages queued for a client are
+//! written in one chunk. `POST` sets a client's subscriptions.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -52,19 +53,27 @@ async fn connect(State(state): State<AppState>, peer: Peer) -> Response {
             );
         }
     };
-    let id_line = Bytes::from(format!("id:{}\n", connection.client_id()));
-    // Each message goes out as two chunks: the client's `id:` line, then the shared
-    // `event:`/`data:` bytes (no copy).
+    let id_line = format!("id:{}\n", connection.client_id()).into_bytes();
+    // Whatever is queued when the stream is polled goes out as one chunk: the client's
+    // `id:` line before each shared `event:`/`data:` frame.
     let frames = futures_util::stream::unfold(
-        (connection, None::<Bytes>),
-        move |(mut connection, pending)| {
+        (connection, Vec::new()),
+        move |(mut connection, mut batch)| {
             let id_line = id_line.clone();
             async move {
-                if let Some(frame) = pending {
-                    return Some((Ok::<Bytes, Infallible>(frame), (connection, None)));
+                if !connection.recv_many(&mut batch, BATCH).await {
+                    return None;
                 }
-                let message = connection.recv().await?;
-                Some((Ok(id_line), (connection, Some(Bytes::from_owner(message)))))
+                let size: usize = batch.iter().map(|m| id_line.len() + m.bytes().len()).sum();
+                let mut chunk = Vec::with_capacity(size);
+                for message in batch.drain(..) {
+                    chunk.extend_from_slice(&id_line);
+                    chunk.extend_from_slice(message.bytes());
+                }
+                Some((
+                    Ok::<Bytes, Infallible>(Bytes::from(chunk)),
+                    (connection, batch),
+                ))
             }
         },
     );
@@ -78,6 +87,9 @@ async fn connect(State(state): State<AppState>, peer: Peer) -> Response {
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }
+
+/// Most messages written in one chunk.
+const BATCH: usize = 64;
 
 const INVALID: &str = "Something went wrong while processing your request.";
 

@@ -8,14 +8,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use basalt_schema::random_string;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{Notify, mpsc};
-use tokio::time::Instant;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 
 use super::topic::Subscription;
 use crate::auth::Auth;
@@ -92,9 +93,9 @@ impl AsRef<[u8]> for Message {
 pub(crate) struct Client {
     pub(crate) id: Arc<str>,
     ip: Option<IpAddr>,
-    sender: mpsc::Sender<Message>,
+    /// Taken (dropped) when the client is killed, which wakes its stream.
+    sender: Mutex<Option<mpsc::Sender<Message>>>,
     closed: AtomicBool,
-    kill: Notify,
     pub(crate) state: Mutex<ClientState>,
 }
 
@@ -191,22 +192,27 @@ impl Broker {
         let client = Arc::new(Client {
             id: id.clone(),
             ip,
-            sender,
+            sender: Mutex::new(Some(sender)),
             closed: AtomicBool::new(false),
-            kill: Notify::new(),
             state: Mutex::new(ClientState::default()),
         });
         registry.clients.insert(id, client.clone());
         if let Some(ip) = ip {
             *registry.per_ip.entry(ip).or_insert(0) += 1;
         }
+        let now = Instant::now();
+        let deadline = now + config.max_lifetime;
         Ok(Connection {
             broker: self.clone(),
             client,
             receiver,
             greeted: false,
             idle: config.idle_timeout,
-            deadline: Instant::now() + config.max_lifetime,
+            deadline,
+            last_message: now,
+            timer: Box::pin(tokio::time::sleep_until(
+                (now + config.idle_timeout).min(deadline),
+            )),
         })
     }
 
@@ -337,7 +343,7 @@ impl Broker {
     /// Ends a client's stream now and forgets it.
     fn kill(&self, client: &Arc<Client>) {
         client.closed.store(true, Ordering::Release);
-        client.kill.notify_one();
+        drop(client.sender.lock().take());
         self.remove(client);
     }
 
@@ -346,7 +352,11 @@ impl Broker {
         if client.closed.load(Ordering::Acquire) {
             return;
         }
-        match client.sender.try_send(message) {
+        let sent = match client.sender.lock().as_ref() {
+            Some(sender) => sender.try_send(message),
+            None => return,
+        };
+        match sent {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.0.dropped_slow.fetch_add(1, Ordering::Relaxed);
@@ -475,6 +485,10 @@ pub struct Connection {
     greeted: bool,
     idle: Duration,
     deadline: Instant,
+    last_message: Instant,
+    /// One timer for the whole stream, re-armed only when it fires (no timer churn per
+    /// message): it ends the stream past the lifetime or after `idle` without messages.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Connection {
@@ -487,20 +501,46 @@ impl Connection {
     /// must end: idle for the idle timeout, past the lifetime, dropped as too slow, or
     /// the server is shutting down.
     pub async fn recv(&mut self) -> Option<Message> {
+        let mut one = Vec::with_capacity(1);
+        if self.recv_many(&mut one, 1).await {
+            one.pop()
+        } else {
+            None
+        }
+    }
+
+    /// Appends up to `limit` messages (at least one) to `out`, waiting for the first;
+    /// `false` when the stream must end (see [`Connection::recv`]).
+    pub async fn recv_many(&mut self, out: &mut Vec<Message>, limit: usize) -> bool {
         if !self.greeted {
             self.greeted = true;
             let data = format!("{{\"clientId\":\"{}\"}}", self.client.id);
-            return Some(Message::new("PB_CONNECT", &data));
+            out.push(Message::new("PB_CONNECT", &data));
+            return true;
         }
-        if self.client.closed.load(Ordering::Acquire) {
-            return None;
-        }
-        let end = (Instant::now() + self.idle).min(self.deadline);
-        tokio::select! {
-            biased;
-            () = self.client.kill.notified() => None,
-            message = self.receiver.recv() => message,
-            () = tokio::time::sleep_until(end) => None,
+        loop {
+            if self.client.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            tokio::select! {
+                biased;
+                received = self.receiver.recv_many(out, limit.max(1)) => {
+                    // Killed clients end at once, even with messages still queued.
+                    if received == 0 || self.client.closed.load(Ordering::Acquire) {
+                        return false;
+                    }
+                    self.last_message = Instant::now();
+                    return true;
+                }
+                () = self.timer.as_mut() => {
+                    let now = Instant::now();
+                    let idle_end = self.last_message + self.idle;
+                    if now >= self.deadline || now >= idle_end {
+                        return false;
+                    }
+                    self.timer.as_mut().reset(idle_end.min(self.deadline));
+                }
+            }
         }
     }
 }

@@ -6,18 +6,27 @@
 //! PocketBase does; the first `options` parameter wins.
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
 
 /// The options of one subscription: `@request.query.*` and `@request.headers.*` of its
 /// rule checks; `filter`, `expand` and `fields` shape its messages.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SubOptions {
     /// Query parameters (string values; numbers and booleans are printed).
     pub(crate) query: BTreeMap<String, String>,
     /// Headers, keys in lower snake case.
     pub(crate) headers: BTreeMap<String, String>,
+    /// A hash of the two maps, computed once, so grouping subscribers hashes a number.
+    fingerprint: u64,
+}
+
+impl Hash for SubOptions {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.fingerprint.hash(state);
+    }
 }
 
 impl SubOptions {
@@ -106,9 +115,13 @@ fn parse_options(text: &str) -> Option<SubOptions> {
         .into_iter()
         .map(|(key, value)| (key.to_ascii_lowercase().replace('-', "_"), value))
         .collect();
+    let query = strings(object.get("query"));
+    let mut hasher = DefaultHasher::new();
+    (&query, &headers).hash(&mut hasher);
     Some(SubOptions {
-        query: strings(object.get("query")),
+        query,
         headers,
+        fingerprint: hasher.finish(),
     })
 }
 
