@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
+# The SMTP client links OpenSSL (native-tls): headers and pkg-config at build time.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  apt-get update && apt-get install -y libssl-dev pkg-config
+fi
 if ! command -v node >/dev/null 2>&1; then
   apt-get update && apt-get install -y nodejs npm
 fi
