@@ -57,7 +57,8 @@ case "$kind" in
     ;;
 esac
 
-if [[ ! -d "$here/node_modules" ]]; then
+# Install when node_modules is missing or older than the lock file (a dependency was added).
+if [[ ! -f "$here/node_modules/.package-lock.json" || "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]]; then
   log "installing node dependencies (npm ci)"
   npm ci --no-audit --no-fund
 fi
