@@ -41,6 +41,24 @@ impl RequestInfo {
     }
 }
 
+impl ListResult {
+    /// The page envelope for `items` of a list whose total is `total` (-1 when skipped).
+    pub(crate) fn page_of(params: &ListParams, total: i64, items: Vec<Json>) -> ListResult {
+        let total_pages = if total < 0 {
+            -1
+        } else {
+            (total + params.per_page - 1) / params.per_page
+        };
+        ListResult {
+            page: params.page,
+            per_page: params.per_page,
+            total_items: total,
+            total_pages,
+            items,
+        }
+    }
+}
+
 /// A record write prepared outside the transaction and applied inside one; returns
 /// the stored record (none for deletes) and the changes to publish after commit.
 pub(crate) struct WriteOp {
@@ -234,16 +252,7 @@ impl App {
         let schema = self.schema();
         let queries = self.list_queries(&schema, &collection, rule.as_deref(), &params, &info)?;
         let export_collection = collection.clone();
-        let (rows, total) =
-            basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
-                let rows = conn.query(&queries.select)?;
-                let total = match &queries.count {
-                    Some(count) => crate::rules::count_of(&conn.query(count)?),
-                    None => -1,
-                };
-                Ok::<_, CoreError>((rows, total))
-            })
-            .await?;
+        let (rows, total) = self.run_list(queries).await?;
         let items = rows
             .rows
             .into_iter()
@@ -255,18 +264,7 @@ impl App {
                 )
             })
             .collect();
-        let total_pages = if total < 0 {
-            -1
-        } else {
-            (total + params.per_page - 1) / params.per_page
-        };
-        Ok(ListResult {
-            page: params.page,
-            per_page: params.per_page,
-            total_items: total,
-            total_pages,
-            items,
-        })
+        Ok(ListResult::page_of(&params, total, items))
     }
 
     /// `GET /api/collections/{c}/records/{id}`.
@@ -696,7 +694,7 @@ impl App {
         self.publish(written.changes).await;
         Ok(written
             .record
-            .map(|data| self.export_owner(&collection, &data, info)))
+            .map(|data| self.export(&collection, &data, info)))
     }
 
     /// Hashes `password` when present and checks `passwordConfirm`/`oldPassword`.
@@ -783,20 +781,6 @@ impl App {
     /// Exports a record for a viewer: hidden fields, password and tokenKey removed, email
     /// shown only when visible, keys sorted, `collectionId`/`collectionName` added.
     pub fn export(
-        &self,
-        collection: &Collection,
-        data: &Map<String, Json>,
-        info: &RequestInfo,
-    ) -> Json {
-        let superuser = info.is_superuser();
-        let is_self = info.auth.as_ref().is_some_and(|a| {
-            a.collection.id == collection.id
-                && Some(a.id()) == data.get("id").and_then(Json::as_str)
-        });
-        export_with(collection, data, superuser, is_self)
-    }
-
-    fn export_owner(
         &self,
         collection: &Collection,
         data: &Map<String, Json>,

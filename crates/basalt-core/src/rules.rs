@@ -206,6 +206,27 @@ impl App {
     }
 }
 
+impl App {
+    /// Runs a list query and, unless skipped, its count (-1) on one read connection.
+    pub(crate) async fn run_list(
+        &self,
+        queries: ListQueries,
+    ) -> Result<(basalt_store::Rows, i64), CoreError> {
+        basalt_store::read(
+            self.store().as_ref(),
+            move |conn: &mut dyn basalt_store::Conn| {
+                let rows = conn.query(&queries.select)?;
+                let total = match &queries.count {
+                    Some(count) => count_of(&conn.query(count)?),
+                    None => -1,
+                };
+                Ok::<_, CoreError>((rows, total))
+            },
+        )
+        .await
+    }
+}
+
 /// The first column of the first row as a count.
 pub(crate) fn count_of(rows: &basalt_store::Rows) -> i64 {
     match rows.rows.first().and_then(|row| row.first()) {
@@ -249,18 +270,7 @@ impl App {
         ));
         let schema = self.schema();
         let queries = self.list_queries(&schema, &meta, None, &params, info)?;
-        let (rows, total) = basalt_store::read(
-            self.store().as_ref(),
-            move |conn: &mut dyn basalt_store::Conn| {
-                let rows = conn.query(&queries.select)?;
-                let total = match &queries.count {
-                    Some(count) => count_of(&conn.query(count)?),
-                    None => -1,
-                };
-                Ok::<_, CoreError>((rows, total))
-            },
-        )
-        .await?;
+        let (rows, total) = self.run_list(queries).await?;
         let items = rows
             .rows
             .into_iter()
@@ -271,17 +281,6 @@ impl App {
                     .map(|c| crate::collections::public_collection(c))
             })
             .collect();
-        let total_pages = if total < 0 {
-            -1
-        } else {
-            (total + params.per_page - 1) / params.per_page
-        };
-        Ok(crate::records::ListResult {
-            page: params.page,
-            per_page: params.per_page,
-            total_items: total,
-            total_pages,
-            items,
-        })
+        Ok(crate::records::ListResult::page_of(&params, total, items))
     }
 }
