@@ -740,9 +740,13 @@ def profile(o, servers, users_file, ids_file):
     stat = subprocess.run(["perf", "stat", "-x,", "-e", "task-clock,instructions,cycles,"
                            "context-switches", "-p", str(s.proc.pid), "--", "sleep",
                            str(o.duration // 2)], capture_output=True, text=True)
-    rec = subprocess.run(["perf", "record", "-F", "997", "-g", "--call-graph", "dwarf,16384",
-                          "-o", base + ".data", "-p", str(s.proc.pid), "--", "sleep",
-                          str(max(1, o.duration // 2 - 1))], capture_output=True, text=True)
+    for _attempt in range(2):
+        # perf can fail to attach when a runtime thread exits at that moment: retry once
+        rec = subprocess.run(["perf", "record", "-F", "997", "-g", "--call-graph", "dwarf,16384",
+                              "-o", base + ".data", "-p", str(s.proc.pid), "--", "sleep",
+                              str(max(1, o.duration // 2 - 1))], capture_output=True, text=True)
+        if "Captured and wrote" in rec.stderr:
+            break
     lo_, le_ = load.communicate(timeout=o.duration + 60)
     r = parse_wrk(lo_, le_)
     counters = {}
