@@ -20,6 +20,8 @@ pub struct AppConfig {
     pub max_concurrent_hashes: usize,
     /// Realtime limits and timeouts.
     pub realtime: crate::realtime::RealtimeConfig,
+    /// Where uploaded files are kept (`<data dir>/storage`); `None` refuses uploads.
+    pub storage_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for AppConfig {
@@ -27,6 +29,7 @@ impl Default for AppConfig {
         AppConfig {
             max_concurrent_hashes: 2,
             realtime: crate::realtime::RealtimeConfig::default(),
+            storage_dir: None,
         }
     }
 }
@@ -38,6 +41,9 @@ pub(crate) struct Inner {
     pub(crate) hashing: Semaphore,
     pub(crate) rules: crate::rules::RuleCache,
     pub(crate) realtime: crate::realtime::Broker,
+    pub(crate) files: Option<basalt_files::Storage>,
+    /// Bounds concurrent thumb generation.
+    pub(crate) thumbs: Semaphore,
 }
 
 /// The application: storage plus the cached schema and settings. Cheap to clone.
@@ -79,6 +85,8 @@ impl App {
                 hashing: Semaphore::new(config.max_concurrent_hashes.max(1)),
                 rules: crate::rules::RuleCache::default(),
                 realtime: crate::realtime::Broker::new(config.realtime),
+                files: config.storage_dir.map(basalt_files::Storage::local),
+                thumbs: Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             }),
         }
     }

@@ -29,6 +29,8 @@ pub struct BatchAction {
     pub query: BTreeMap<String, String>,
     /// The sub-request's headers (snake_case keys; its Authorization is ignored).
     pub headers: BTreeMap<String, String>,
+    /// Files uploaded for this sub-request (multipart batch).
+    pub uploads: Vec<crate::files::Upload>,
 }
 
 /// The four batch actions.
@@ -101,6 +103,7 @@ impl App {
         let timeout =
             Duration::from_secs(batch["timeout"].as_u64().filter(|t| *t > 0).unwrap_or(3));
         let mut prepared: Vec<(WriteFn, String, RequestInfo)> = Vec::with_capacity(actions.len());
+        let mut uploads = Vec::new();
         for (index, action) in actions.into_iter().enumerate() {
             let mut sub = info.clone();
             sub.context = "batch".into();
@@ -121,7 +124,12 @@ impl App {
                 .prepare_action(&action, &sub)
                 .await
                 .map_err(|error| batch_failure(index, &error))?;
-            let WriteOp { collection, apply } = op;
+            let WriteOp {
+                collection,
+                apply,
+                uploads: files,
+            } = op;
+            uploads.extend(files);
             prepared.push((apply, collection.id.clone(), sub));
         }
         let infos: Vec<(String, RequestInfo)> = prepared
@@ -133,24 +141,34 @@ impl App {
         // time rolls back instead of committing after its caller gave up.
         let deadline = std::time::Instant::now() + timeout;
         let timed_out = || CoreError::bad_request("Batch transaction failed: the batch timed out.");
-        let (stored, changes) =
-            basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
-                let mut stored = Vec::with_capacity(applies.len());
-                let mut changes = Vec::new();
-                for (index, apply) in applies.into_iter().enumerate() {
-                    if std::time::Instant::now() > deadline {
-                        return Err(timed_out());
-                    }
-                    let written = apply(conn).map_err(|error| batch_failure(index, &error))?;
-                    stored.push(written.record);
-                    changes.extend(written.changes);
-                }
+        self.store_uploads(&uploads).await?;
+        let result = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            let mut stored = Vec::with_capacity(applies.len());
+            let mut changes = Vec::new();
+            let mut dropped = Vec::new();
+            for (index, apply) in applies.into_iter().enumerate() {
                 if std::time::Instant::now() > deadline {
                     return Err(timed_out());
                 }
-                Ok::<_, CoreError>((stored, changes))
-            })
-            .await?;
+                let written = apply(conn).map_err(|error| batch_failure(index, &error))?;
+                stored.push(written.record);
+                changes.extend(written.changes);
+                dropped.extend(written.dropped_files);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(timed_out());
+            }
+            Ok::<_, CoreError>((stored, changes, dropped))
+        })
+        .await;
+        let (stored, changes, dropped) = match result {
+            Ok(done) => done,
+            Err(error) => {
+                self.discard_uploads(&uploads).await;
+                return Err(error);
+            }
+        };
+        self.remove_dropped_files(&dropped, &changes).await;
         // Only a committed batch reaches realtime subscribers.
         self.publish(changes).await;
         Ok(stored
@@ -185,12 +203,23 @@ impl App {
         };
         match action.kind {
             BatchKind::Create => {
-                self.prepare_create(&action.collection, action.body.clone(), info)
-                    .await
+                self.prepare_create(
+                    &action.collection,
+                    action.body.clone(),
+                    action.uploads.clone(),
+                    info,
+                )
+                .await
             }
             BatchKind::Update => {
-                self.prepare_update(&action.collection, &id()?, action.body.clone(), info)
-                    .await
+                self.prepare_update(
+                    &action.collection,
+                    &id()?,
+                    action.body.clone(),
+                    action.uploads.clone(),
+                    info,
+                )
+                .await
             }
             BatchKind::Delete => self.prepare_delete(&action.collection, &id()?, info),
             BatchKind::Upsert => {
@@ -202,29 +231,64 @@ impl App {
                     .map(str::to_string)
                 else {
                     return self
-                        .prepare_create(&action.collection, action.body.clone(), info)
+                        .prepare_create(
+                            &action.collection,
+                            action.body.clone(),
+                            action.uploads.clone(),
+                            info,
+                        )
                         .await;
                 };
                 let create = self
-                    .prepare_create(&action.collection, action.body.clone(), info)
+                    .prepare_create(
+                        &action.collection,
+                        action.body.clone(),
+                        action.uploads.clone(),
+                        info,
+                    )
                     .await;
                 let mut update_body = action.body.clone();
                 update_body.remove("id");
                 let update = self
-                    .prepare_update(&action.collection, &record_id, update_body, info)
+                    .prepare_update(
+                        &action.collection,
+                        &record_id,
+                        update_body,
+                        action.uploads.clone(),
+                        info,
+                    )
                     .await;
+                // Both branches stage their own copy of the uploads; the branch not
+                // taken has its files dropped after the commit.
+                let keys = |op: &Result<WriteOp, CoreError>| -> Vec<String> {
+                    op.as_ref()
+                        .map(|op| op.uploads.iter().map(|(k, _)| k.clone()).collect())
+                        .unwrap_or_default()
+                };
+                let (create_keys, update_keys) = (keys(&create), keys(&update));
+                let mut uploads = Vec::new();
+                for op in [&create, &update].into_iter().flatten() {
+                    uploads.extend(op.uploads.iter().cloned());
+                }
                 let collection = self
                     .collection(&action.collection)
                     .ok_or_else(CoreError::not_found)?;
                 let lookup = collection.clone();
                 Ok(WriteOp {
                     collection,
+                    uploads,
                     apply: Box::new(move |conn: &mut dyn Conn| {
                         let query =
                             basalt_sql::record::select_by_id(&lookup, &record_id, conn.dialect());
                         let exists = !conn.query(&query)?.rows.is_empty();
-                        let chosen = if exists { update } else { create };
-                        (chosen?.apply)(conn)
+                        let (chosen, unused) = if exists {
+                            (update, create_keys)
+                        } else {
+                            (create, update_keys)
+                        };
+                        let mut written = (chosen?.apply)(conn)?;
+                        written.dropped_files.extend(unused);
+                        Ok(written)
                     }),
                 })
             }

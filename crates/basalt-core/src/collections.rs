@@ -279,6 +279,13 @@ impl App {
             for view in &dependent_views {
                 conn.execute_batch(&format!("DROP VIEW IF EXISTS {}", dialect.quote_ident(&view.name)))?;
             }
+            // Files of removed file fields go once the change commits.
+            let dropped_files = match &stored_old {
+                Some(previous) if !collection.is_view() => {
+                    crate::files::removed_field_files(conn, previous, &collection)?
+                }
+                _ => Vec::new(),
+            };
             for statement in statements {
                 conn.execute_batch(&statement).map_err(|error| {
                     CoreError::invalid(message, BTreeMap::from([("_".to_string(), json!({"code": "validation_schema_apply", "message": "Failed to apply the schema change."}))])).with_log(error)
@@ -291,11 +298,12 @@ impl App {
                 schema::insert(conn, &collection)?;
             }
             let reloaded = schema::load_all(conn)?;
-            Ok((collection, reloaded))
+            Ok((collection, reloaded, dropped_files))
         })
         .await?;
-        let (collection, all) = saved;
+        let (collection, all, dropped_files) = saved;
         self.install_schema(all);
+        self.remove_dropped_files(&dropped_files, &[]).await;
         Ok(collection)
     }
 
@@ -327,6 +335,7 @@ impl App {
                 referencing.join(", ")
             )));
         }
+        let target_id = target.id.clone();
         let all = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let dialect = conn.dialect();
             // Other views are rebuilt after the drop: a view that reads the dropped
@@ -350,6 +359,7 @@ impl App {
         })
         .await?;
         self.install_schema(all);
+        self.remove_collection_files(&target_id).await;
         Ok(())
     }
 
@@ -363,12 +373,15 @@ impl App {
                 "View collections cannot be truncated.",
             ));
         }
+        let target_id = target.id.clone();
         basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let sql = format!("DELETE FROM {}", conn.dialect().quote_ident(&target.name));
             conn.execute_batch(&sql)?;
             Ok::<_, CoreError>(())
         })
-        .await
+        .await?;
+        self.remove_collection_files(&target_id).await;
+        Ok(())
     }
 
     /// `GET /api/collections/meta/scaffolds`.

@@ -14,6 +14,7 @@ mod batch;
 mod collections;
 mod error;
 mod expand;
+mod files;
 mod mail;
 mod realtime;
 mod records;
@@ -27,6 +28,7 @@ pub use auth_flows::RESEND_WINDOW;
 pub use batch::{BatchAction, BatchKind, BatchResult, batch_failure};
 pub use collections::public_collection;
 pub use error::{CoreError, sentenize};
+pub use files::{DEFAULT_MAX_FILE_SIZE, ORPHAN_MIN_AGE, Upload};
 pub use realtime::{
     Broker, ConnectError, Connection, MAX_CLIENT_ID_LEN, MAX_SUBSCRIPTIONS, MAX_TOPIC_LEN, Message,
     RealtimeConfig, RealtimeStats,

@@ -64,6 +64,8 @@ impl ListResult {
 pub(crate) struct WriteOp {
     pub(crate) collection: Arc<Collection>,
     pub(crate) apply: WriteFn,
+    /// Uploaded files to store before the transaction (storage key, bytes).
+    pub(crate) uploads: Vec<(String, bytes::Bytes)>,
 }
 
 /// The transactional part of a record write.
@@ -74,6 +76,8 @@ pub(crate) type WriteFn = Box<dyn FnOnce(&mut dyn Conn) -> Result<Written, CoreE
 pub(crate) struct Written {
     pub(crate) record: Option<Map<String, Json>>,
     pub(crate) changes: Vec<Change>,
+    /// Storage keys of files this write dropped (removed once it commits).
+    pub(crate) dropped_files: Vec<String>,
 }
 
 /// List parameters after parsing.
@@ -333,7 +337,21 @@ impl App {
         body: Map<String, Json>,
         info: RequestInfo,
     ) -> Result<Json, CoreError> {
-        let op = self.prepare_create(name_or_id, body, &info).await?;
+        self.create_record_with_files(name_or_id, body, Vec::new(), info)
+            .await
+    }
+
+    /// `POST /api/collections/{c}/records` with uploaded files (multipart).
+    pub async fn create_record_with_files(
+        &self,
+        name_or_id: &str,
+        body: Map<String, Json>,
+        uploads: Vec<crate::files::Upload>,
+        info: RequestInfo,
+    ) -> Result<Json, CoreError> {
+        let op = self
+            .prepare_create(name_or_id, body, uploads, &info)
+            .await?;
         self.run_write(op, &info)
             .await
             .map(|exported| exported.unwrap_or(Json::Null))
@@ -345,7 +363,8 @@ impl App {
     pub(crate) async fn prepare_create(
         &self,
         name_or_id: &str,
-        body: Map<String, Json>,
+        mut body: Map<String, Json>,
+        uploads: Vec<crate::files::Upload>,
         info: &RequestInfo,
     ) -> Result<WriteOp, CoreError> {
         let collection = self.writable_collection(name_or_id, true)?;
@@ -356,6 +375,9 @@ impl App {
             data.insert(field.name.clone(), field.zero_value());
         }
         let mut errors = FieldErrors::new();
+        let staged =
+            crate::files::stage_uploads(&collection, &mut body, uploads, superuser, &mut errors);
+        let uploaded = staged.names();
         let resolved = apply_input(&collection, &mut data, &body, superuser, true, &mut errors);
         let password = self
             .prepare_password(&collection, &body, &mut data, None, superuser, &mut errors)
@@ -402,6 +424,7 @@ impl App {
                 data.insert(field.name.clone(), Json::String(now.clone()));
             }
         }
+        crate::files::check_file_names(&collection, &Map::new(), &data, &uploaded, &mut errors);
         validate_all(&collection, &data, &mut errors);
         if !errors.is_empty() {
             return Err(CoreError::validation("Failed to create record.", errors));
@@ -420,10 +443,13 @@ impl App {
             }
             None => None,
         };
-        let _ = &id;
+        let uploads = staged.writes(&collection.id, &id);
+        let dropped_files =
+            crate::files::dropped_files(&collection, &id, &Map::new(), &data, &uploaded);
         let write_collection = collection.clone();
         Ok(WriteOp {
             collection,
+            uploads,
             apply: Box::new(move |conn: &mut dyn Conn| {
                 check_relations(conn, &schema, &write_collection, &data)?;
                 if let Some(check) = &check
@@ -446,6 +472,7 @@ impl App {
                 Ok(Written {
                     record: Some(data),
                     changes: vec![change],
+                    dropped_files,
                 })
             }),
         })
@@ -459,7 +486,22 @@ impl App {
         body: Map<String, Json>,
         info: RequestInfo,
     ) -> Result<Json, CoreError> {
-        let op = self.prepare_update(name_or_id, id, body, &info).await?;
+        self.update_record_with_files(name_or_id, id, body, Vec::new(), info)
+            .await
+    }
+
+    /// `PATCH /api/collections/{c}/records/{id}` with uploaded files (multipart).
+    pub async fn update_record_with_files(
+        &self,
+        name_or_id: &str,
+        id: &str,
+        body: Map<String, Json>,
+        uploads: Vec<crate::files::Upload>,
+        info: RequestInfo,
+    ) -> Result<Json, CoreError> {
+        let op = self
+            .prepare_update(name_or_id, id, body, uploads, &info)
+            .await?;
         self.run_write(op, &info)
             .await
             .map(|exported| exported.unwrap_or(Json::Null))
@@ -472,12 +514,26 @@ impl App {
         &self,
         name_or_id: &str,
         id: &str,
-        body: Map<String, Json>,
+        mut body: Map<String, Json>,
+        uploads: Vec<crate::files::Upload>,
         info: &RequestInfo,
     ) -> Result<WriteOp, CoreError> {
         let collection = self.writable_collection(name_or_id, true)?;
         let rule = self.rule_or_forbidden(&collection, RuleKind::Update, info)?;
         let superuser = info.is_superuser();
+        let mut pre_errors = FieldErrors::new();
+        let staged = crate::files::stage_uploads(
+            &collection,
+            &mut body,
+            uploads,
+            superuser,
+            &mut pre_errors,
+        );
+        if !staged.is_empty() && !basalt_files::is_safe_name(id) {
+            return Err(CoreError::not_found());
+        }
+        let uploaded = staged.names();
+        let uploads = staged.writes(&collection.id, id);
         let wants_password = collection.is_auth()
             && body
                 .get("password")
@@ -499,7 +555,6 @@ impl App {
         // inside the write job, on a row re-read there, so concurrent modifiers
         // (`views+`) never lose updates.
         let manager = superuser || self.is_self_manager(&collection, id, info).await?;
-        let mut pre_errors = FieldErrors::new();
         let mut scratch = current.clone();
         let password_changed = self
             .prepare_password(
@@ -521,6 +576,7 @@ impl App {
         let rule_info = info.clone();
         Ok(WriteOp {
             collection,
+            uploads,
             apply: Box::new(move |conn: &mut dyn Conn| {
                 let collection = write_collection;
                 let current = load_record_for_update(conn, &collection, &target)?
@@ -587,10 +643,19 @@ impl App {
                         data.insert(field.name.clone(), Json::String(now.clone()));
                     }
                 }
+                crate::files::check_file_names(
+                    &collection,
+                    &current,
+                    &data,
+                    &uploaded,
+                    &mut errors,
+                );
                 validate_all(&collection, &data, &mut errors);
                 if !errors.is_empty() {
                     return Err(CoreError::validation("Failed to update record.", errors));
                 }
+                let dropped_files =
+                    crate::files::dropped_files(&collection, &target, &current, &data, &uploaded);
                 let changes: Map<String, Json> = data
                     .iter()
                     .filter(|(k, v)| current.get(*k) != Some(*v))
@@ -615,6 +680,7 @@ impl App {
                 Ok(Written {
                     record: Some(data),
                     changes: vec![change],
+                    dropped_files,
                 })
             }),
         })
@@ -659,6 +725,7 @@ impl App {
         let app = self.clone();
         Ok(WriteOp {
             collection,
+            uploads: Vec::new(),
             apply: Box::new(move |conn: &mut dyn Conn| {
                 let Some(row) = conn.query(&check)?.rows.into_iter().next() else {
                     return Err(CoreError::not_found());
@@ -678,6 +745,7 @@ impl App {
                 Ok(Written {
                     record: None,
                     changes,
+                    dropped_files: Vec::new(),
                 })
             }),
         })
@@ -689,8 +757,21 @@ impl App {
         op: WriteOp,
         info: &RequestInfo,
     ) -> Result<Option<Json>, CoreError> {
-        let WriteOp { collection, apply } = op;
-        let written = basalt_store::write(self.store().as_ref(), apply).await?;
+        let WriteOp {
+            collection,
+            apply,
+            uploads,
+        } = op;
+        self.store_uploads(&uploads).await?;
+        let written = match basalt_store::write(self.store().as_ref(), apply).await {
+            Ok(written) => written,
+            Err(error) => {
+                self.discard_uploads(&uploads).await;
+                return Err(error);
+            }
+        };
+        self.remove_dropped_files(&written.dropped_files, &written.changes)
+            .await;
         self.publish(written.changes).await;
         Ok(written
             .record

@@ -14,7 +14,7 @@ use serde_json::{Value as Json_, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Caller, parse_body, query_map};
+use crate::extract::{Caller, parse_body_with_files, query_map};
 use crate::fields::Picker;
 
 /// Routes of this resource.
@@ -87,7 +87,24 @@ fn route(index: usize, request: &Json_) -> Result<BatchAction, ApiError> {
         body,
         query: query_map(Some(query)),
         headers,
+        uploads: Vec::new(),
     })
+}
+
+/// The sub-request and field key of a batch upload: `requests.<i>.<key>` or
+/// `requests[<i>].<key>`.
+fn upload_target(form_key: &str) -> Option<(usize, String)> {
+    let rest = form_key.strip_prefix("requests")?;
+    let (index, key) = if let Some(rest) = rest.strip_prefix('[') {
+        let (index, key) = rest.split_once(']')?;
+        (index, key.strip_prefix('.')?)
+    } else {
+        rest.strip_prefix('.')?.split_once('.')?
+    };
+    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) || key.is_empty() {
+        return None;
+    }
+    Some((index.parse().ok()?, key.to_string()))
 }
 
 async fn batch(
@@ -96,7 +113,8 @@ async fn batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let input = parse_body(&headers, &body, "Invalid batch request data.").await?;
+    let (input, uploads) =
+        parse_body_with_files(&headers, &body, "Invalid batch request data.").await?;
     let Some(Json_::Array(requests)) = input.get("requests") else {
         return Err(ApiError(CoreError::invalid(
             "Invalid batch request data.",
@@ -107,11 +125,19 @@ async fn batch(
             .into(),
         )));
     };
-    let actions = requests
+    let mut actions = requests
         .iter()
         .enumerate()
         .map(|(index, request)| route(index, request))
         .collect::<Result<Vec<_>, _>>()?;
+    for mut upload in uploads {
+        if let Some((index, key)) = upload_target(&upload.key)
+            && let Some(action) = actions.get_mut(index)
+        {
+            upload.key = key;
+            action.uploads.push(upload);
+        }
+    }
     let results = state.app.batch(actions, &info).await?;
     let mut out = Vec::with_capacity(results.len());
     for result in results {

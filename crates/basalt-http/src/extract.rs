@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use basalt_core::{CoreError, RequestInfo};
+use basalt_core::{CoreError, RequestInfo, Upload};
 use serde_json::{Map, Value as Json};
 
 use crate::AppState;
@@ -108,13 +108,25 @@ fn format_canonical(number: f64) -> String {
 }
 
 /// Parses a request body into an object. `invalid` is the message for malformed input.
+/// Uploaded files are ignored here (only record writes take files).
 pub(crate) async fn parse_body(
     headers: &HeaderMap,
     bytes: &[u8],
     invalid: &str,
 ) -> Result<Map<String, Json>, ApiError> {
+    parse_body_with_files(headers, bytes, invalid)
+        .await
+        .map(|(body, _)| body)
+}
+
+/// [`parse_body`] that also returns the files of a multipart body.
+pub(crate) async fn parse_body_with_files(
+    headers: &HeaderMap,
+    bytes: &[u8],
+    invalid: &str,
+) -> Result<(Map<String, Json>, Vec<Upload>), ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
+        return Ok((Map::new(), Vec::new()));
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -130,7 +142,7 @@ pub(crate) async fn parse_body(
         for (key, value) in form_urlencoded_pairs(text) {
             add_form_value(&mut out, key, infer(&value));
         }
-        return Ok(out);
+        return Ok((out, Vec::new()));
     }
     if !(content_type.is_empty()
         || content_type.starts_with("application/json")
@@ -142,8 +154,8 @@ pub(crate) async fn parse_body(
     }
     let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Json>();
     match stream.next() {
-        Some(Ok(Json::Object(object))) => Ok(object),
-        Some(Ok(Json::Null)) => Ok(Map::new()),
+        Some(Ok(Json::Object(object))) => Ok((object, Vec::new())),
+        Some(Ok(Json::Null)) => Ok((Map::new(), Vec::new())),
         _ => Err(ApiError::bad_request(invalid)),
     }
 }
@@ -160,13 +172,13 @@ fn add_form_value(out: &mut Map<String, Json>, key: String, value: Json) {
 }
 
 /// Parses `multipart/form-data`: text parts are type-inferred like urlencoded values,
-/// every `@jsonPayload` part is a JSON object merged into the body. File parts are
-/// refused until file fields are supported.
+/// every `@jsonPayload` part is a JSON object merged into the body, and parts with a
+/// file name are returned as uploads under their form key.
 async fn parse_multipart(
     content_type: &str,
     bytes: &[u8],
     invalid: &str,
-) -> Result<Map<String, Json>, ApiError> {
+) -> Result<(Map<String, Json>, Vec<Upload>), ApiError> {
     let boundary =
         multer::parse_boundary(content_type).map_err(|_| ApiError::bad_request(invalid))?;
     let data = axum::body::Bytes::copy_from_slice(bytes);
@@ -174,27 +186,24 @@ async fn parse_multipart(
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut out = Map::new();
     let mut payloads = Vec::new();
+    let mut uploads = Vec::new();
     while let Some(field) = multipart
         .next_field()
         .await
         .map_err(|_| ApiError::bad_request(invalid))?
     {
         let name = field.name().unwrap_or_default().to_string();
-        if field.file_name().is_some() {
-            let mut errors = BTreeMap::new();
-            errors.insert(
-                name.trim_end_matches('+')
-                    .trim_start_matches('+')
-                    .to_string(),
-                serde_json::json!({
-                    "code": "validation_invalid_file",
-                    "message": "File uploads are not supported yet."
-                }),
-            );
-            return Err(ApiError(CoreError::invalid(
-                "Failed to load the submitted data.",
-                errors,
-            )));
+        if let Some(filename) = field.file_name().map(str::to_string) {
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|_| ApiError::bad_request(invalid))?;
+            uploads.push(Upload {
+                key: name,
+                filename,
+                bytes,
+            });
+            continue;
         }
         let text = field
             .text()
@@ -214,5 +223,5 @@ async fn parse_multipart(
             out.insert(key, value);
         }
     }
-    Ok(out)
+    Ok((out, uploads))
 }

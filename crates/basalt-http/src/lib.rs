@@ -13,6 +13,7 @@ mod collections;
 pub mod error;
 mod extract;
 mod fields;
+mod files;
 mod health;
 mod realtime;
 mod records;
@@ -69,6 +70,7 @@ pub fn app(app: App, config: HttpConfig) -> Router {
         .merge(records::router())
         .merge(auth::router())
         .merge(batch::router())
+        .merge(files::router())
         .merge(realtime::router())
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
@@ -111,6 +113,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     if preflight && response.status() == StatusCode::OK {
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
+    let file = response.extensions().get::<files::FileDownload>().is_some();
     let headers = response.headers_mut();
     for (name, value) in [
         ("x-xss-protection", "1; mode=block"),
@@ -118,6 +121,10 @@ async fn security_headers(req: Request, next: Next) -> Response {
         ("x-frame-options", "SAMEORIGIN"),
         ("cross-origin-opener-policy", "same-origin"),
     ] {
+        // Files may be framed by the app's pages (PocketBase drops the header too).
+        if file && name == "x-frame-options" {
+            continue;
+        }
         headers.insert(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),

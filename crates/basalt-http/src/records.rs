@@ -12,7 +12,7 @@ use serde_json::{Value as Json_, json};
 use crate::AppState;
 use crate::collections::picked;
 use crate::error::ApiError;
-use crate::extract::{Caller, parse_body};
+use crate::extract::{Caller, parse_body_with_files};
 use crate::fields::Picker;
 
 /// Routes of this resource.
@@ -153,7 +153,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let input = parse_body(
+    let (input, uploads) = parse_body_with_files(
         &headers,
         &body,
         "Something went wrong while processing your request.",
@@ -161,7 +161,7 @@ async fn create(
     .await?;
     let record = state
         .app
-        .create_record(&collection, input, info.clone())
+        .create_record_with_files(&collection, input, uploads, info.clone())
         .await?;
     let mut records = [record];
     expand(&state, &collection, &mut records, &info).await?;
@@ -176,7 +176,7 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let input = parse_body(
+    let (input, uploads) = parse_body_with_files(
         &headers,
         &body,
         "Something went wrong while processing your request.",
@@ -184,7 +184,7 @@ async fn update(
     .await?;
     let record = state
         .app
-        .update_record(&collection, &id, input, info.clone())
+        .update_record_with_files(&collection, &id, input, uploads, info.clone())
         .await?;
     let mut records = [record];
     expand(&state, &collection, &mut records, &info).await?;

@@ -436,7 +436,15 @@ impl Field {
                         Ok(())
                     };
                 }
-                check_max_select(items.len(), *max_select)
+                let max = (*max_select).max(1);
+                if items.len() as u64 > max {
+                    return Err(FieldError::with_params(
+                        "validation_too_many_files",
+                        &format!("The maximum allowed files is {max}."),
+                        json!({ "maxSelect": max }),
+                    ));
+                }
+                Ok(())
             }
             FieldKind::Json { required, max_size } => {
                 let empty = match value {

@@ -202,11 +202,40 @@ async fn superuser(action: SuperuserAction) -> Result<()> {
     }
 }
 
+/// The app's options: uploaded files live in `<dir>/storage` (also with PostgreSQL).
+fn app_config(data: &DataArgs) -> Result<AppConfig> {
+    let storage = data.dir.join("storage");
+    std::fs::create_dir_all(&storage).with_context(|| format!("creating {}", storage.display()))?;
+    let storage = storage
+        .canonicalize()
+        .with_context(|| format!("resolving {}", storage.display()))?;
+    Ok(AppConfig {
+        storage_dir: Some(storage),
+        ..AppConfig::default()
+    })
+}
+
 async fn serve(http: String, origins: Vec<String>, max_body: usize, data: DataArgs) -> Result<()> {
     let store = open_store(&data)?;
-    let app = App::open(store, AppConfig::default())
+    let app = App::open(store, app_config(&data)?)
         .await
         .context("opening the app")?;
+    // Files no record references (a crash between storing an upload and its commit,
+    // a deleted record whose cleanup failed) are swept at start and every 6 hours.
+    let sweeper = app.clone();
+    tokio::spawn(async move {
+        loop {
+            match sweeper
+                .sweep_orphan_files(basalt_core::ORPHAN_MIN_AGE)
+                .await
+            {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "swept orphan files"),
+                Err(error) => tracing::warn!(?error, "orphan file sweep failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
+        }
+    });
     let addr: SocketAddr = http
         .parse()
         .with_context(|| format!("invalid --http address {http}"))?;

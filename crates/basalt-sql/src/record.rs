@@ -101,6 +101,15 @@ pub fn select_by_id(collection: &Collection, id: &str, dialect: Dialect) -> SqlQ
     )
 }
 
+/// `SELECT <fields> FROM t` (every row; for internal maintenance such as file cleanup).
+pub fn select_all(collection: &Collection, dialect: Dialect) -> SqlQuery {
+    SqlQuery::new(format!(
+        "SELECT {} FROM {}",
+        columns(collection, dialect),
+        dialect.quote_ident(&collection.name)
+    ))
+}
+
 /// [`select_by_id`] that also locks the row until the transaction ends (PostgreSQL's
 /// `FOR UPDATE`; SQLite's single writer already serializes write transactions).
 pub fn select_by_id_for_update(collection: &Collection, id: &str, dialect: Dialect) -> SqlQuery {
