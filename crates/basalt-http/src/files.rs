@@ -2,6 +2,7 @@
 //! requests, protected files) and `POST /api/files/token`.
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -89,10 +90,14 @@ fn disposition(inline: bool, filename: &str) -> HeaderValue {
 
 async fn download(
     State(state): State<AppState>,
-    Path((collection, record, filename)): Path<(String, String, String)>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // Undecodable segments (invalid percent-encoded UTF-8) are simply not found.
+    let Ok(Path((collection, record, filename))) = path else {
+        return Err(ApiError(CoreError::not_found()));
+    };
     let query = query_map(uri.query());
     let (key, name) = state
         .app

@@ -17,6 +17,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod collections;
+mod files;
 mod health;
 mod lifecycle;
 mod realtime;
