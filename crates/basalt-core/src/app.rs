@@ -41,7 +41,10 @@ pub(crate) struct Inner {
     pub(crate) hashing: Semaphore,
     pub(crate) rules: crate::rules::RuleCache,
     pub(crate) realtime: crate::realtime::Broker,
-    pub(crate) files: Option<basalt_files::Storage>,
+    /// The storage in use (see [`App::files`]).
+    pub(crate) files: RwLock<Option<basalt_files::Storage>>,
+    /// The local folder storage, used when S3 is not enabled.
+    pub(crate) local_files: Option<basalt_files::Storage>,
     /// Bounds concurrent thumb generation.
     pub(crate) thumbs: Semaphore,
 }
@@ -85,7 +88,8 @@ impl App {
                 hashing: Semaphore::new(config.max_concurrent_hashes.max(1)),
                 rules: crate::rules::RuleCache::default(),
                 realtime: crate::realtime::Broker::new(config.realtime),
-                files: config.storage_dir.map(basalt_files::Storage::local),
+                files: RwLock::new(config.storage_dir.clone().map(basalt_files::Storage::local)),
+                local_files: config.storage_dir.map(basalt_files::Storage::local),
                 thumbs: Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             }),
         }

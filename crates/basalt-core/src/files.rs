@@ -242,12 +242,13 @@ fn referenced(collection: &Collection, data: &Map<String, Json>) -> BTreeSet<Str
 pub const ORPHAN_MIN_AGE: Duration = Duration::from_secs(3600);
 
 impl App {
-    /// The file storage, when configured.
-    pub fn files(&self) -> Option<&Storage> {
-        self.inner.files.as_ref()
+    /// The file storage in use: S3 when the settings enable it, else the local folder
+    /// (`None` when neither is configured).
+    pub fn files(&self) -> Option<Storage> {
+        self.inner.files.read().clone()
     }
 
-    fn storage_or_refuse(&self) -> Result<&Storage, CoreError> {
+    fn storage_or_refuse(&self) -> Result<Storage, CoreError> {
         self.files()
             .ok_or_else(|| CoreError::bad_request("File storage is not configured."))
     }
@@ -399,7 +400,7 @@ impl App {
             return Ok((key, filename.to_string()));
         }
         let thumb_key = basalt_files::thumb_key(&collection.id, record_id, filename, size);
-        match self.ensure_thumb(storage, &key, &thumb_key, parsed).await {
+        match self.ensure_thumb(&storage, &key, &thumb_key, parsed).await {
             Ok(true) => Ok((thumb_key, filename.to_string())),
             Ok(false) => Ok((key, filename.to_string())),
             Err(error) => {
