@@ -62,6 +62,15 @@ fn assign_field_ids(collection: &mut Collection) {
         .filter(|id| !id.is_empty())
         .collect();
     for field in &mut collection.fields {
+        // Like PocketBase, a file field's unset lists are empty lists, not null.
+        if let basalt_schema::FieldKind::File {
+            mime_types, thumbs, ..
+        } = &mut field.kind
+            && !field.system
+        {
+            mime_types.get_or_insert_with(Vec::new);
+            thumbs.get_or_insert_with(Vec::new);
+        }
         if field.id.is_empty() {
             let base = basalt_schema::field_id(field.kind.type_name(), &field.name);
             let mut candidate = base.clone();

@@ -351,7 +351,7 @@ impl App {
         let storage = self.files().ok_or_else(CoreError::not_found)?;
         let collection = self
             .collection(collection)
-            .ok_or_else(CoreError::not_found)?;
+            .ok_or_else(|| CoreError::NotFound("Missing or invalid collection context.".into()))?;
         if collection.is_view() || !record_id_ok(record_id) || !basalt_files::is_safe_name(filename)
         {
             return Err(CoreError::not_found());
@@ -401,7 +401,7 @@ impl App {
         }
         let thumb_key = basalt_files::thumb_key(&collection.id, record_id, filename, size);
         match self.ensure_thumb(&storage, &key, &thumb_key, parsed).await {
-            Ok(true) => Ok((thumb_key, filename.to_string())),
+            Ok(true) => Ok((thumb_key, format!("{size}_{filename}"))),
             Ok(false) => Ok((key, filename.to_string())),
             Err(error) => {
                 tracing::warn!(%key, %size, %error, "thumb failed; serving the original");

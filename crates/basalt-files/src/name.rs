@@ -33,16 +33,16 @@ fn snake_case(text: &str) -> String {
     out.trim_matches('_').to_string()
 }
 
-/// Splits `name` into its base and extension (with the dot); `.tar.*` stays whole.
+/// Splits `name` into its base and extension (with the dot): the last dot-separated part,
+/// or the last two when there are more than two (`archive.tar.gz`, `notes.v2.txt`).
 fn split_extension(name: &str) -> (&str, &str) {
-    let Some(dot) = name.rfind('.').filter(|&i| i > 0) else {
+    let Some(last) = name.rfind('.') else {
         return (name, "");
     };
-    let (base, ext) = name.split_at(dot);
-    if let Some(tar) = base.strip_suffix(".tar").filter(|b| !b.is_empty()) {
-        return (tar, &name[tar.len()..]);
+    match name[..last].rfind('.') {
+        Some(before) => (&name[..before], &name[before..]),
+        None => (&name[..last], &name[last..]),
     }
-    (base, ext)
 }
 
 /// The extension kept from an original name: `.` followed by ASCII letters, digits and
@@ -108,6 +108,8 @@ mod tests {
         let cases = [
             ("My Photo.PNG", "my_photo_R.PNG"),
             ("archive.tar.gz", "archive_R.tar.gz"),
+            ("report.final.v2.TXT", "report_final_R.v2.TXT"),
+            ("longer.base.txt", "longer_R.base.txt"),
             ("MyPhoto.jpg", "my_photo_R.jpg"),
             ("../../etc/passwd", "passwd_R"),
             ("..\\..\\win.ini", "win_R.ini"),
@@ -129,6 +131,11 @@ mod tests {
             }
             assert_eq!(shape(&name), expected, "{input} -> {name}");
         }
+        let hidden = stored_name(".hidden", None);
+        assert!(
+            hidden.len() == 10 + 1 + 10 + 7 && hidden.ends_with(".hidden"),
+            "{hidden}"
+        );
         let short = stored_name("a.txt", None);
         assert_eq!(short.len(), 1 + 10 + 1 + 10 + 4, "{short}");
         let blob = stored_name("blob", Some("txt"));

@@ -22,6 +22,9 @@ pub struct Field {
     /// A UI hint.
     #[serde(default)]
     pub presentable: bool,
+    /// Help text shown by admin UIs.
+    #[serde(default)]
+    pub help: String,
     /// The kind and its options.
     #[serde(flatten)]
     pub kind: FieldKind,
@@ -238,6 +241,7 @@ impl Field {
             system: false,
             hidden: false,
             presentable: false,
+            help: String::new(),
             kind,
         }
     }

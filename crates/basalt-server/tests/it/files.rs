@@ -626,22 +626,28 @@ async fn downloads_carry_safe_headers_ranges_and_validators() {
     let fresh = fetch(&app, &url, &[("range", "bytes=0-1"), ("if-range", &etag)]).await;
     assert_eq!((fresh.status, fresh.bytes.len()), (206, 2));
 
-    // Unknown file, record and collection are all the same 404.
-    for path in [
-        file_url(&record, "nope.png"),
-        format!("/api/files/docs/aaaaaaaaaaaaaaa/{avatar}"),
-        format!(
-            "/api/files/nosuch/{}/{avatar}",
-            record["id"].as_str().unwrap()
+    // Unknown file, record and collection are 404s.
+    for (path, message) in [
+        (
+            file_url(&record, "nope.png"),
+            "The requested resource wasn't found.",
+        ),
+        (
+            format!("/api/files/docs/aaaaaaaaaaaaaaa/{avatar}"),
+            "The requested resource wasn't found.",
+        ),
+        (
+            format!(
+                "/api/files/nosuch/{}/{avatar}",
+                record["id"].as_str().unwrap()
+            ),
+            "Missing or invalid collection context.",
         ),
     ] {
         let missing = fetch(&app, &path, &[]).await;
         assert_eq!(missing.status, 404, "{path}");
         let body: Json = serde_json::from_slice(&missing.bytes).unwrap();
-        assert_eq!(
-            body,
-            json!({"status": 404, "message": "The requested resource wasn't found.", "data": {}})
-        );
+        assert_eq!(body, json!({"status": 404, "message": message, "data": {}}));
     }
 }
 
@@ -677,6 +683,10 @@ async fn thumbs_in_every_form_are_made_once_and_fall_back_to_the_original() {
         assert_eq!(thumb.status, 200, "{size}");
         assert_eq!(png_size(&thumb.bytes), expected, "{size}");
         assert_eq!(thumb.header("content-type"), "image/png");
+        assert_eq!(
+            thumb.header("content-disposition"),
+            format!("inline; filename=\"{size}_{avatar}\"")
+        );
         let cached = dir.join(format!("thumbs_{avatar}/{size}_{avatar}"));
         assert!(cached.is_file(), "{size} cached");
         // Served from the cache afterwards: same bytes, same validator.
