@@ -233,7 +233,8 @@ impl App {
                 // The view is created first (inside this transaction) so that its fields
                 // can be read back from the database; any later error rolls it back.
                 let previous = old.as_deref();
-                collection.fields = create_view(conn, previous, &collection, message)?;
+                let sources = schema::load_all(conn)?;
+                collection.fields = create_view(conn, previous, &collection, message, &sources)?;
                 assign_field_ids(&mut collection);
             }
             let mut all = schema::load_all(conn)?;
@@ -300,7 +301,9 @@ impl App {
                     CoreError::invalid(message, BTreeMap::from([("_".to_string(), json!({"code": "validation_schema_apply", "message": "Failed to apply the schema change."}))])).with_log(error)
                 })?;
             }
-            rebuild_views(conn, &dependent_views, message)?;
+            let mut sources = lookup.0.clone();
+            sources.push(collection.clone());
+            rebuild_views(conn, &dependent_views, message, &sources)?;
             if stored_old.is_some() {
                 schema::update(conn, &collection)?;
             } else {
@@ -349,10 +352,11 @@ impl App {
             let dialect = conn.dialect();
             // Other views are rebuilt after the drop: a view that reads the dropped
             // table refuses the delete (and the transaction rolls back).
-            let views: Vec<Collection> = schema::load_all(conn)?
+            let sources: Vec<Collection> = schema::load_all(conn)?
                 .into_iter()
-                .filter(|c| c.is_view() && c.id != target.id)
+                .filter(|c| c.id != target.id)
                 .collect();
+            let views: Vec<Collection> = sources.iter().filter(|c| c.is_view()).cloned().collect();
             for view in &views {
                 conn.execute_batch(&format!(
                     "DROP VIEW IF EXISTS {}",
@@ -362,7 +366,7 @@ impl App {
             for statement in ddl::drop_collection(&target, dialect) {
                 conn.execute_batch(&statement)?;
             }
-            rebuild_views(conn, &views, "Failed to delete collection.")?;
+            rebuild_views(conn, &views, "Failed to delete collection.", &sources)?;
             schema::delete(conn, &target.id)?;
             schema::load_all(conn)
         })
@@ -506,10 +510,11 @@ fn rebuild_views(
     conn: &mut dyn Conn,
     views: &[Collection],
     message: &str,
+    sources: &[Collection],
 ) -> Result<(), CoreError> {
     for view in views {
         let mut rebuilt = view.clone();
-        rebuilt.fields = create_view(conn, None, view, message).map_err(|_| {
+        rebuilt.fields = create_view(conn, None, view, message, sources).map_err(|_| {
             CoreError::invalid(
                 message,
                 BTreeMap::from([(
@@ -527,7 +532,8 @@ fn rebuild_views(
                 .iter()
                 .find(|f| f.name == field.name && f.kind.type_name() == field.kind.type_name())
             {
-                *field = previous.clone();
+                // Ids stay stable; the type's options follow the source field.
+                field.id = previous.id.clone();
             }
         }
         assign_field_ids(&mut rebuilt);
@@ -539,6 +545,41 @@ fn rebuild_views(
     Ok(())
 }
 
+/// The collection field a view column named `name` reads, when the view query shows it
+/// plainly (`t.col`, `col`, `t.*`, `*`). The `id` column keeps the view's own id field.
+fn source_field(
+    origins: &[basalt_sql::view::ViewColumn],
+    sources: &[Collection],
+    name: &str,
+) -> Option<basalt_schema::Field> {
+    use basalt_sql::view::Origin;
+    if name == "id" {
+        return None;
+    }
+    let table = |table: &str| {
+        sources
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(table) && !c.is_view())
+    };
+    let named = origins.iter().find(|o| {
+        o.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    });
+    let field = match named.map(|o| &o.origin) {
+        Some(Origin::Column { table: t, column }) => table(t)?.field(column)?.clone(),
+        Some(_) => return None,
+        None => origins.iter().find_map(|o| match &o.origin {
+            Origin::Star { tables } => tables
+                .iter()
+                .find_map(|t| table(t).and_then(|c| c.field(name)).cloned()),
+            _ => None,
+        })?,
+    };
+    // A password column stays a password field, so it is never exported.
+    Some(field)
+}
+
 /// Creates (or re-creates) a view collection's SQL view and infers its fields from the
 /// columns the database reports. The query must be one SELECT (superuser-provided, like
 /// PocketBase's) and must have an `id` column.
@@ -547,6 +588,7 @@ fn create_view(
     old: Option<&Collection>,
     collection: &Collection,
     message: &str,
+    sources: &[Collection],
 ) -> Result<Vec<basalt_schema::Field>, CoreError> {
     let invalid = |text: &str| {
         CoreError::invalid(
@@ -586,6 +628,7 @@ fn create_view(
     let columns = conn
         .query(&ddl::view_columns(&collection.name, dialect))
         .map_err(|error| invalid(&format!("the view query failed: {}", error.message())))?;
+    let origins = basalt_sql::view::view_columns(query);
     let mut fields = Vec::new();
     for row in columns.rows {
         let (Some(name), declared) = (
@@ -596,12 +639,26 @@ fn create_view(
         ) else {
             continue;
         };
-        let previous = old
-            .and_then(|o| o.field(name))
-            .filter(|f| f.kind.type_name() == ddl::kind_for_declared_type(declared).type_name());
-        let mut field = match previous {
-            Some(previous) => previous.clone(),
-            None => basalt_schema::Field::new(name, ddl::kind_for_declared_type(declared)),
+        // A plain column of a collection keeps that field's type and options; other
+        // columns get a type from what the database declares.
+        let source = source_field(&origins, sources, name);
+        let kind = match &source {
+            Some(field) => field.kind.clone(),
+            None => ddl::kind_for_declared_type(declared),
+        };
+        let previous = old.and_then(|o| o.field(name)).filter(|f| {
+            f.kind == kind || (source.is_none() && f.kind.type_name() == kind.type_name())
+        });
+        let mut field = match (previous, source) {
+            (Some(previous), _) => previous.clone(),
+            (None, Some(source)) => {
+                let mut copy = basalt_schema::Field::new(name, kind);
+                copy.hidden = source.hidden;
+                copy.presentable = source.presentable;
+                copy.help = source.help.clone();
+                copy
+            }
+            (None, None) => basalt_schema::Field::new(name, kind),
         };
         if name == "id" {
             field.system = true;

@@ -7,5 +7,6 @@ pub mod ddl;
 pub mod filter;
 mod query;
 pub mod record;
+pub mod view;
 
 pub use query::{Dialect, SqlQuery, Value};

@@ -15,6 +15,7 @@ fn action(kind: BatchKind, id: Option<&str>, data: Json) -> BatchAction {
         body: body(data),
         query: BTreeMap::new(),
         headers: BTreeMap::new(),
+        uploads: Vec::new(),
     }
 }
 

@@ -116,6 +116,7 @@ fn batch_create(title: &str) -> BatchAction {
         body: body(json!({ "title": title })),
         query: BTreeMap::new(),
         headers: BTreeMap::new(),
+        uploads: Vec::new(),
     }
 }
 
