@@ -552,10 +552,20 @@ fn source_field(
     sources: &[Collection],
     name: &str,
 ) -> Option<basalt_schema::Field> {
-    use basalt_sql::view::Origin;
     if name == "id" {
         return None;
     }
+    // A password column stays a password field, so it is never exported.
+    source_of(origins, sources, name).map(|(_, field)| field.clone())
+}
+
+/// The collection and field a view column reads (see [`source_field`]).
+pub(crate) fn source_of<'a>(
+    origins: &[basalt_sql::view::ViewColumn],
+    sources: &'a [Collection],
+    name: &str,
+) -> Option<(&'a Collection, &'a basalt_schema::Field)> {
+    use basalt_sql::view::Origin;
     let table = |table: &str| {
         sources
             .iter()
@@ -566,18 +576,20 @@ fn source_field(
             .as_deref()
             .is_some_and(|n| n.eq_ignore_ascii_case(name))
     });
-    let field = match named.map(|o| &o.origin) {
-        Some(Origin::Column { table: t, column }) => table(t)?.field(column)?.clone(),
-        Some(_) => return None,
+    match named.map(|o| &o.origin) {
+        Some(Origin::Column { table: t, column }) => {
+            let collection = table(t)?;
+            Some((collection, collection.field(column)?))
+        }
+        Some(_) => None,
         None => origins.iter().find_map(|o| match &o.origin {
-            Origin::Star { tables } => tables
-                .iter()
-                .find_map(|t| table(t).and_then(|c| c.field(name)).cloned()),
+            Origin::Star { tables } => tables.iter().find_map(|t| {
+                let collection = table(t)?;
+                Some((collection, collection.field(name)?))
+            }),
             _ => None,
-        })?,
-    };
-    // A password column stays a password field, so it is never exported.
-    Some(field)
+        }),
+    }
 }
 
 /// Creates (or re-creates) a view collection's SQL view and infers its fields from the

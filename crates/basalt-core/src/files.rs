@@ -352,8 +352,7 @@ impl App {
         let collection = self
             .collection(collection)
             .ok_or_else(|| CoreError::NotFound("Missing or invalid collection context.".into()))?;
-        if collection.is_view() || !record_id_ok(record_id) || !basalt_files::is_safe_name(filename)
-        {
+        if !record_id_ok(record_id) || !basalt_files::is_safe_name(filename) {
             return Err(CoreError::not_found());
         }
         let lookup = collection.clone();
@@ -388,7 +387,15 @@ impl App {
         if *protected {
             self.check_protected(&collection, record_id, token).await?;
         }
-        let key = basalt_files::file_key(&collection.id, record_id, filename);
+        // A view serves the file of the source record its column reads.
+        let (owner_collection, owner_record) = if collection.is_view() {
+            self.view_file_owner(&collection, &field.name, filename)
+                .await?
+        } else {
+            (collection.id.clone(), record_id.to_string())
+        };
+        let (collection_id, record_id) = (owner_collection.as_str(), owner_record.as_str());
+        let key = basalt_files::file_key(collection_id, record_id, filename);
         let Some(size) = thumb.filter(|t| !t.is_empty()) else {
             return Ok((key, filename.to_string()));
         };
@@ -399,7 +406,7 @@ impl App {
         if !basalt_files::thumb_source_ok(filename) {
             return Ok((key, filename.to_string()));
         }
-        let thumb_key = basalt_files::thumb_key(&collection.id, record_id, filename, size);
+        let thumb_key = basalt_files::thumb_key(collection_id, record_id, filename, size);
         match self.ensure_thumb(&storage, &key, &thumb_key, parsed).await {
             Ok(true) => Ok((thumb_key, format!("{size}_{filename}"))),
             Ok(false) => Ok((key, filename.to_string())),
@@ -408,6 +415,43 @@ impl App {
                 Ok((key, filename.to_string()))
             }
         }
+    }
+
+    /// The collection id and record id holding a file shown in a view's column.
+    async fn view_file_owner(
+        &self,
+        view: &Collection,
+        column: &str,
+        filename: &str,
+    ) -> Result<(String, String), CoreError> {
+        let schema = self.schema();
+        let sources: Vec<Collection> = schema.collections.iter().map(|c| (**c).clone()).collect();
+        let origins =
+            basalt_sql::view::view_columns(view.view_query.as_deref().unwrap_or_default());
+        let (source, field) = crate::collections::source_of(&origins, &sources, column)
+            .filter(|(_, f)| matches!(f.kind, FieldKind::File { .. }))
+            .ok_or_else(CoreError::not_found)?;
+        let (source, field) = (source.clone(), field.clone());
+        let name = filename.to_string();
+        let owner = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            let rows = conn.query(&record::referencing_ids(
+                &source,
+                &field,
+                &name,
+                conn.dialect(),
+            ))?;
+            let id = rows
+                .rows
+                .into_iter()
+                .next()
+                .map(|row| record::decode_row(&source, row))
+                .and_then(|data| data.get("id").and_then(Json::as_str).map(str::to_string));
+            Ok::<_, CoreError>(id.map(|id| (source.id.clone(), id)))
+        })
+        .await?;
+        owner
+            .filter(|(_, id)| record_id_ok(id))
+            .ok_or_else(CoreError::not_found)
     }
 
     /// A protected file needs a file token whose record passes the view rule.

@@ -1112,3 +1112,66 @@ async fn orphans_older_than_an_hour_are_swept_at_start() {
         "a recent unreferenced file stays (it may be an upload in flight)"
     );
 }
+
+#[tokio::test]
+async fn view_collections_serve_the_source_records_files() {
+    let (app, _) = docs_app().await;
+    let picture = png(60, 40);
+    let (_, record) = send(
+        &app,
+        Method::POST,
+        "/api/collections/docs/records",
+        &Who::Guest,
+        multipart(&[
+            Part::Text("title", "shown"),
+            Part::File("avatar", "pic.png", &picture),
+            Part::File("papers", "p.txt", b"paper"),
+        ]),
+    )
+    .await;
+    let view = app
+        .create_collection(
+            json!({"name": "gallery", "type": "view", "listRule": "", "viewRule": "",
+            "viewQuery": "SELECT d.id, d.title, d.avatar AS image FROM docs d"}),
+        )
+        .await;
+    let image_field = view["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "image")
+        .unwrap()
+        .clone();
+    assert_eq!(image_field["type"], "file");
+    let (status, row) = app
+        .request(
+            Method::GET,
+            &format!(
+                "/api/collections/gallery/records/{}",
+                record["id"].as_str().unwrap()
+            ),
+            &Who::Guest,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{row}");
+    let name = row["image"].as_str().unwrap();
+    assert_eq!(name, record["avatar"].as_str().unwrap());
+    let via_view = fetch(&app, &file_url(&row, name), &[]).await;
+    assert_eq!(via_view.status, 200);
+    assert_eq!(via_view.bytes, picture);
+    let thumb = fetch(
+        &app,
+        &format!("{}?thumb=100x100", file_url(&row, name)),
+        &[],
+    )
+    .await;
+    assert_eq!(png_size(&thumb.bytes), (100, 100));
+    // A name the view does not show is not served through it.
+    let paper = names(&record["papers"])[0].clone();
+    assert_eq!(fetch(&app, &file_url(&row, &paper), &[]).await.status, 404);
+    assert_eq!(
+        fetch(&app, &file_url(&row, "nope.png"), &[]).await.status,
+        404
+    );
+}
