@@ -14,6 +14,10 @@ fi
 if ! command -v node >/dev/null 2>&1; then
   apt-get update && apt-get install -y nodejs npm
 fi
+# The S3 storage tests run moto's S3-compatible server on loopback.
+if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+  python3 -m pip install 'moto[server]'
+fi
 # PostgreSQL on loopback is used by the store tests; start it if it is down.
 if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true

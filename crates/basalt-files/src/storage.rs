@@ -1,6 +1,7 @@
 //! Where file bytes live. The local backend keeps them under a root folder: each write
 //! goes to a temporary name, is fsynced, renamed into place, and its folder fsynced, so
-//! a file is either wholly there or not at all once `put` returns.
+//! a file is either wholly there or not at all once `put` returns. The S3 backend
+//! (`crate::s3`) keeps them as objects in a bucket.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -13,6 +14,7 @@ use futures_util::stream::BoxStream;
 
 use crate::conditional::{Decision, Meta};
 use crate::mime::SNIFF_LEN;
+use crate::s3::{S3Bucket, S3Config};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,13 @@ pub enum FileError {
     /// The backend failed.
     #[error("storage: {0}")]
     Io(#[from] io::Error),
+    /// The object storage service refused or failed a request (unreachable, bad
+    /// credentials, missing bucket, ...).
+    #[error("object storage: {0}")]
+    Remote(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The backend's configuration cannot be used.
+    #[error("storage configuration: {0}")]
+    Config(String),
 }
 
 /// Checks every `/`-separated segment of a storage key.
@@ -58,7 +67,7 @@ pub enum Payload {
 pub struct Opened {
     /// Size, mtime, etag.
     pub meta: Meta,
-    /// Up to [`SNIFF_LEN`](crate::mime) leading bytes.
+    /// Up to [`SNIFF_LEN`](crate::SNIFF_LEN) leading bytes.
     pub head: Bytes,
     /// What to answer.
     pub decision: Decision,
@@ -76,13 +85,15 @@ pub struct Entry {
 }
 
 /// Ranges up to this size are read in one blocking call; larger ones are streamed.
-const READ_AT_ONCE: u64 = 1 << 20;
+pub(crate) const READ_AT_ONCE: u64 = 1 << 20;
 
 /// The storage backend.
 #[derive(Debug, Clone)]
 pub enum Storage {
     /// A folder on local disk.
     Local(LocalDisk),
+    /// A bucket of an S3-compatible object storage service.
+    S3(S3Bucket),
 }
 
 /// Files under a root folder.
@@ -105,6 +116,42 @@ impl Storage {
         Storage::Local(LocalDisk { root: root.into() })
     }
 
+    /// Storage in an S3-compatible bucket. Builds the client only; nothing is sent until
+    /// the first call ([`check`](Storage::check) tries the bucket). Fails with
+    /// [`FileError::Config`] when `config` is not enabled, names no valid bucket, lacks
+    /// the access key or secret, or has an unusable endpoint.
+    pub fn s3(config: &S3Config) -> Result<Storage, FileError> {
+        Ok(Storage::S3(S3Bucket::new(config)?))
+    }
+
+    /// Verifies that the storage is reachable and writable: writes a small probe file at
+    /// a fresh key, reads it back and deletes it. For local storage the probe goes in
+    /// the root folder (created if missing).
+    pub async fn check(&self) -> Result<(), FileError> {
+        match self {
+            Storage::Local(disk) => {
+                let root = disk.root.clone();
+                blocking(move || {
+                    let key = format!(".check-{}", crate::name::stored_name("", None));
+                    let path = root.join(key);
+                    let written = b"basalt storage check";
+                    write_durably(&path, written)?;
+                    let read = std::fs::read(&path);
+                    let removed = std::fs::remove_file(&path);
+                    if read? != written {
+                        return Err(FileError::Io(io::Error::other(
+                            "the folder returned other bytes than were written",
+                        )));
+                    }
+                    removed?;
+                    Ok(())
+                })
+                .await
+            }
+            Storage::S3(bucket) => bucket.check().await,
+        }
+    }
+
     /// Writes `bytes` at `key` durably, replacing what was there.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), FileError> {
         check_key(key)?;
@@ -113,6 +160,7 @@ impl Storage {
                 let path = disk.path(key);
                 blocking(move || write_durably(&path, &bytes)).await
             }
+            Storage::S3(bucket) => bucket.put(key, bytes).await,
         }
     }
 
@@ -129,6 +177,7 @@ impl Storage {
                 })
                 .await
             }
+            Storage::S3(bucket) => bucket.get(key).await,
         }
     }
 
@@ -140,6 +189,7 @@ impl Storage {
                 let path = disk.path(key);
                 blocking(move || Ok(path.is_file())).await
             }
+            Storage::S3(bucket) => bucket.exists(key).await,
         }
     }
 
@@ -155,6 +205,7 @@ impl Storage {
                 let path = disk.path(key);
                 blocking(move || open_local(&path, decide)).await
             }
+            Storage::S3(bucket) => bucket.open(key, decide).await,
         }
     }
 
@@ -170,6 +221,7 @@ impl Storage {
                 })
                 .await
             }
+            Storage::S3(bucket) => bucket.delete(key).await,
         }
     }
 
@@ -185,6 +237,7 @@ impl Storage {
                 })
                 .await
             }
+            Storage::S3(bucket) => bucket.delete_prefix(prefix).await,
         }
     }
 
@@ -205,6 +258,7 @@ impl Storage {
                 })
                 .await
             }
+            Storage::S3(bucket) => bucket.list(prefix).await,
         }
     }
 }
@@ -251,7 +305,7 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     result.map_err(FileError::from)
 }
 
-fn etag_of(size: u64, modified: SystemTime) -> String {
+pub(crate) fn etag_of(size: u64, modified: SystemTime) -> String {
     let nanos = modified
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -408,6 +462,20 @@ mod tests {
             storage.put("../x", Bytes::new()).await,
             Err(FileError::InvalidKey)
         ));
+    }
+
+    #[tokio::test]
+    async fn local_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::local(dir.path().join("files"));
+        storage
+            .check()
+            .await
+            .expect("a creatable folder is writable");
+        assert!(storage.list("").await.expect("list").is_empty());
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").expect("write");
+        assert!(Storage::local(&file).check().await.is_err());
     }
 
     #[tokio::test]
