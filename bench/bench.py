@@ -32,9 +32,10 @@ WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod 
          "incididunt ut labore et dolore magna aliqua enim ad minim veniam quis nostrud "
          "exercitation").split()
 
-# Targets of issue 4: (scenario, minimum Basalt/PocketBase ratio).
+# Targets of issue 4 (records) and issue 8 (file serving): (scenario, minimum
+# Basalt/PocketBase ratio).
 PB_TARGETS = {"view": 5.0, "list": 10.0, "list_skiptotal": 3.0, "create": 8.0,
-              "update": 5.0, "delete": 5.0}
+              "update": 5.0, "delete": 5.0, "file": 3.0, "thumb": 3.0}
 CEILING_TARGETS = {"view": 0.75}
 
 
@@ -51,13 +52,12 @@ class Conn:
         self.port, self.token = port, token
         self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
-    def call(self, method, path, body=None, token=None):
+    def raw(self, method, path, data=None, content_type=None, token=None):
+        """One request; returns (status, response headers, body bytes)."""
         headers = {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        tok = token or self.token
+        if content_type:
+            headers["Content-Type"] = content_type
+        tok = self.token if token is None else token   # "" = no Authorization header
         if tok:
             headers["Authorization"] = tok
         for attempt in range(2):
@@ -71,14 +71,20 @@ class Conn:
                     raise
                 self.c.close()
                 self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        return r.status, r.headers, raw
+
+    def call(self, method, path, body=None, token=None, data=None, content_type=None):
+        if body is not None:
+            data, content_type = json.dumps(body).encode(), "application/json"
+        st, _, raw = self.raw(method, path, data, content_type, token)
         try:
             obj = json.loads(raw) if raw else None
         except ValueError:
             obj = raw.decode(errors="replace")
-        return r.status, obj
+        return st, obj
 
-    def must(self, method, path, body=None, token=None):
-        st, obj = self.call(method, path, body, token)
+    def must(self, method, path, body=None, token=None, data=None, content_type=None):
+        st, obj = self.call(method, path, body, token, data, content_type)
         if not 200 <= st < 300:
             raise RuntimeError(f"{method} {path} -> {st}: {str(obj)[:500]}")
         return obj
@@ -312,6 +318,102 @@ def set_list_rule(s, coll, rule):
     Conn(s.port, s.token).must("PATCH", f"/api/collections/{coll}", {"listRule": rule})
 
 
+# ---------------------------------------------------------------- files (issue 8)
+
+FILES_COLL = "media"
+FILE_SIZE = 100 * 1024
+IMAGE_W, IMAGE_H = 224, 160   # an RGB PNG of ~100 KB (gradients + noise, so it compresses badly)
+THUMB = "100x100"
+
+
+def gen_blob(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+def gen_png(w, h, seed):
+    """A deterministic RGB PNG built with the standard library only."""
+    import struct
+    import zlib
+    rnd = random.Random(seed)
+    rows = bytearray()
+    for y in range(h):
+        rows.append(0)  # filter type None
+        noise = rnd.randbytes(3 * w)
+        for x in range(w):
+            rows += bytes(((x * 255 // w + (noise[3 * x] & 31)) & 255,
+                           (y * 255 // h + (noise[3 * x + 1] & 31)) & 255,
+                           ((x + y) * 255 // (w + h) + (noise[3 * x + 2] & 31)) & 255))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b""))
+
+
+def png_size(data):
+    """(width, height) of a PNG, or None if `data` is not one."""
+    import struct
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", data[16:24])
+
+
+def multipart(fields, files):
+    """A multipart/form-data body: fields [(name, value)], files [(name, filename, type, bytes)]."""
+    boundary = "basaltbench" + "".join(random.choice("0123456789abcdef") for _ in range(24))
+    out = []
+    for name, value in fields:
+        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                   f"{value}\r\n".encode())
+    for name, filename, ctype, data in files:
+        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                   f'filename="{filename}"\r\nContent-Type: {ctype}\r\n\r\n'.encode() + data + b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
+
+
+def setup_files(s, blob, png):
+    """Creates the `media` collection (one file field) through the API, uploads the 100 KB file
+    and the PNG by multipart, checks that the file comes back byte for byte and that the thumb
+    is a 100x100 PNG (asked twice: the first request generates and caches it, the second must
+    give the same bytes). Returns the two URL paths wrk requests and the thumb's size."""
+    c = Conn(s.port, s.token)
+    c.must("POST", "/api/collections", {
+        "name": FILES_COLL, "type": "base",
+        "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+        "fields": [{"name": "blob", "type": "file", "maxSelect": 1, "maxSize": 10485760,
+                    "thumbs": [THUMB]}]})
+    out = {}
+    for key, rid, fname, ctype, data in (("file", "f00000000000001", "data.bin",
+                                          "application/octet-stream", blob),
+                                         ("thumb", "f00000000000002", "image.png", "image/png", png)):
+        body, ct = multipart([("id", rid)], [("blob", fname, ctype, data)])
+        rec = c.must("POST", f"/api/collections/{FILES_COLL}/records", data=body, content_type=ct)
+        stored = rec["blob"]
+        if not isinstance(stored, str) or not stored.endswith(fname[fname.rindex("."):]):
+            raise RuntimeError(f"{s.name}: unexpected stored file name {stored!r}")
+        path = f"/api/files/{FILES_COLL}/{rid}/{urllib.parse.quote(stored)}"
+        st, _, got = c.raw("GET", path, token="")
+        if st != 200 or got != data:
+            raise RuntimeError(f"{s.name}: GET {path} -> {st}, {len(got)} bytes, "
+                               f"{'same' if got == data else 'different'} bytes than uploaded")
+        if key == "thumb":
+            path += f"?thumb={THUMB}"
+            st, _, first = c.raw("GET", path, token="")
+            st2, _, again = c.raw("GET", path, token="")
+            if st != 200 or st2 != 200 or png_size(first) != (100, 100) or again != first:
+                raise RuntimeError(f"{s.name}: GET {path} -> {st}/{st2}, size {png_size(first)} "
+                                   f"(want a 100x100 PNG, the same bytes twice)")
+            out["thumb_bytes"] = len(first)
+        out[key] = path
+    c.close()
+    log(f"{s.name}: {FILES_COLL}: {len(blob):,}-byte file served back identical; "
+        f"{IMAGE_W}x{IMAGE_H} PNG ({len(png):,} bytes) -> {THUMB} thumb PNG of {out['thumb_bytes']:,} bytes")
+    return out
+
+
 # ---------------------------------------------------------------- load generation
 
 def wrk(s, mode, args, duration, conns, threads=2):
@@ -410,6 +512,8 @@ class Bench:
         self.sampler = RssSampler(self.servers)
         self.sampler.start()
         self.files = {}
+        self.files_info = None   # sizes of the file-serving data, when that group ran
+        self.posts_seeded = True
         self.slow = set()
 
     def measure(self, dataset, scen, names, args_for, mode=None, duration=None, rounds=None):
@@ -485,6 +589,13 @@ class Bench:
             return [pf, path, r * per, (r + 1) * per]
 
         self.measure(dataset, "delete", both, delete_args)
+
+    def file_serving(self, dataset, paths):
+        """GET of one 100 KB file and of its cached 100x100 thumb (both set up and checked by
+        setup_files); the same URL on every request."""
+        both = ["basalt", "pocketbase"]
+        self.measure(dataset, "file", both, lambda s, r: [paths[s.name]["file"]], mode="get")
+        self.measure(dataset, "thumb", both, lambda s, r: [paths[s.name]["thumb"]], mode="get")
 
     def auth(self, dataset, users_file):
         both = ["basalt", "pocketbase"]
@@ -562,7 +673,9 @@ NICE = {"view": "view by random id", "list": "list filter+sort+total",
         "create": "create", "delete": "delete", "auth": "password auth (bcrypt)",
         "reads_alone": "view by id, alone (burst baseline)",
         "reads_during_login_burst": "view by id during a login burst",
-        "logins_during_burst": "logins during the burst (32 more conns)"}
+        "logins_during_burst": "logins during the burst (32 more conns)",
+        "file": "file 100 KB (`GET /api/files/...`)",
+        "thumb": "cached thumb 100x100 of a ~100 KB PNG"}
 
 
 def table(rows):
@@ -588,6 +701,10 @@ def table(rows):
     return "\n".join(out)
 
 
+def ds_label(ds):
+    return ds if ds == "files" else f"{ds} rows"
+
+
 def targets(rows, hwm):
     by = {(e["dataset"], e["scenario"]): e for e in rows}
     lines = []
@@ -600,10 +717,10 @@ def targets(rows, hwm):
             e = by[(ds, scen)]
             if "vs_pb" not in e:
                 if "pocketbase" in e["servers"] and "basalt" in e["servers"]:
-                    lines.append(f"- {NICE[scen]} ({ds} rows): PocketBase completed no request within a run "
+                    lines.append(f"- {NICE[scen]} ({ds_label(ds)}): PocketBase completed no request within a run "
                                  f"(Basalt {e['servers']['basalt']['rps']:.1f} req/s); no ratio")
                 continue
-            txt = f"- {NICE[scen]} ({ds} rows): Basalt/PocketBase {e['vs_pb']:.2f}x, target >= {goal:g}x: {mark(e['vs_pb'] >= goal)}"
+            txt = f"- {NICE[scen]} ({ds_label(ds)}): Basalt/PocketBase {e['vs_pb']:.2f}x, target >= {goal:g}x: {mark(e['vs_pb'] >= goal)}"
             if scen in CEILING_TARGETS and "vs_ceiling" in e:
                 g = CEILING_TARGETS[scen]
                 txt += f"; Basalt/ceiling {e['vs_ceiling']:.0%}, target >= {g:.0%}: {mark(e['vs_ceiling'] >= g)}"
@@ -668,9 +785,16 @@ def report(bench, opts, hwm, started, elapsed):
         f"- load: {wrkv[0] if wrkv else 'wrk'}, {opts.conns} connections, 2 threads, {opts.duration} s per run, "
         f"{opts.rounds} rounds alternating servers (Basalt, PocketBase[, ceiling]) per scenario; medians of the rounds; "
         f"errors are summed over all rounds (non-2xx + socket errors + timeouts > 10 s)",
-        f"- data: `posts` {{title, body ~400 chars, views number (indexed), published bool, author relation -> users (indexed)}}, "
+        ("- data: " + (f"`posts` {{title, body ~400 chars, views number (indexed), published bool, author relation -> users (indexed)}}, "
         f"{opts.rows:,} rows" + (f", and `posts_big` with {opts.big_rows:,} rows" if opts.big_rows else "") +
-        f"; {N_USERS} users; every record ~600 bytes of JSON; public rules except list_auth",
+        f"; {N_USERS} users; every record ~600 bytes of JSON; public rules except list_auth"
+                       if bench.posts_seeded else "no `posts` rows (file serving only)")
+        + (f"; file serving (rows `files`): `{FILES_COLL}` {{blob file, thumbs [{THUMB}]}} with one "
+           f"{FILE_SIZE:,}-byte binary file and one {IMAGE_W}x{IMAGE_H} RGB PNG of "
+           f"{bench.files_info['png_bytes']:,} bytes, uploaded by multipart to each server and checked "
+           f"(file: identical bytes; thumb: a 100x100 PNG, generated and cached before measuring: "
+           f"Basalt's {bench.files_info['basalt']:,} bytes, PocketBase's "
+           f"{bench.files_info['pocketbase']:,} bytes)" if bench.files_info else "")),
         "- columns: req/s, p50, p99 are medians over the rounds; errors summed; peak RSS = max VmRSS "
         "sampled every 50 ms while that server was under load; server CPU us/req = the server "
         "process's CPU time (all threads, /proc) divided by requests (less sensitive to noise than "
@@ -679,7 +803,7 @@ def report(bench, opts, hwm, started, elapsed):
         "disturbed; each run first waits up to 15 s (in all at most 120 s per full run, 30 s per quick run) for the machine to be quiet",
     ]
     md = ["<!-- bench:begin (generated by bench/bench.py; edit outside these markers) -->",
-          "## Latest run", "", *meta, "", table(rows), "", "### Targets (issue 4)", "",
+          "## Latest run", "", *meta, "", table(rows), "", "### Targets (issue 4; file serving: issue 8)", "",
           targets(rows, hwm), "", "<!-- bench:end -->"]
     return "\n".join(md), rows
 
@@ -727,9 +851,13 @@ def profile(o, servers, users_file, ids_file):
         args = [path, users_file, "c91", os.path.join(WORK, "tmp", "profile-created2.txt")]
     elif scen == "auth":
         args = ["/api/collections/users/auth-with-password", users_file]
+    elif scen in ("file", "thumb"):
+        if s.kind == "ceiling":
+            sys.exit("the ceiling probe serves no files")
+        args = [setup_files(s, gen_blob(FILE_SIZE, 3), gen_png(IMAGE_W, IMAGE_H, 4))[scen]]
     else:
         sys.exit(f"unknown scenario {scen}")
-    mode = "list" if scen.startswith("list") else scen
+    mode = "list" if scen.startswith("list") else "get" if scen in ("file", "thumb") else scen
     # warm-up
     if scen not in ("delete", "create"):
         run_wrk(s, mode, args, 2, o.conns)
@@ -796,7 +924,8 @@ def main():
     ap.add_argument("--sync", default="full", choices=["full", "normal"])
     ap.add_argument("--no-wait-quiet", dest="wait_quiet", action="store_false",
                     help="do not wait (up to 20 s) for other processes to go quiet before a run")
-    ap.add_argument("--only", default="", help="comma-separated groups: reads,writes,auth,big")
+    ap.add_argument("--only", default="", help="comma-separated groups: reads,writes,auth,files,big "
+                    "(files alone skips seeding the posts)")
     ap.add_argument("--out", default=None, help="markdown file to update (default: BENCHMARKS.md "
                     "for a full run, bench/.work/BENCHMARKS-quick.md for --quick)")
     ap.add_argument("--command", default="bench/run.sh")
@@ -812,7 +941,12 @@ def main():
     QUIET_BUDGET[0] = 30.0 if o.quick else 120.0
     if o.out is None:
         o.out = os.path.join(WORK, "BENCHMARKS-quick.md") if o.quick else os.path.join(ROOT, "BENCHMARKS.md")
-    groups = set(filter(None, o.only.split(","))) or {"reads", "writes", "auth", "big"}
+    all_groups = {"reads", "writes", "auth", "files", "big"}
+    groups = set(filter(None, o.only.split(","))) or all_groups
+    if groups - all_groups:
+        sys.exit(f"unknown group(s) in --only: {', '.join(sorted(groups - all_groups))}")
+    # the posts rows are needed by every group but the file-serving one
+    need_posts = bool(o.profile) or bool(groups & {"reads", "writes", "auth", "big"})
     if shutil.which("wrk") is None:
         sys.exit("wrk not found (bench/run.sh installs it with apt-get)")
 
@@ -842,13 +976,16 @@ def main():
         ids_file = os.path.join(WORK, "tmp", "ids.txt")
         with open(ids_file, "w") as f:
             f.write("".join(r["id"] + "\n" for r in rows))
-        for s in servers:
-            seed(s, "posts", rows)
+        if need_posts:
+            for s in servers:
+                seed(s, "posts", rows)
         if o.profile:
             profile(o, servers, users_file, ids_file)
             return
-        check_same_answers(servers[0], servers[1], "posts")
+        if need_posts:
+            check_same_answers(servers[0], servers[1], "posts")
         bench = Bench(o, servers)
+        bench.posts_seeded = need_posts
         bench.files["ids"] = ids_file
         ds = f"{o.rows // 1000}k"
         if "reads" in groups:
@@ -857,6 +994,12 @@ def main():
             bench.writes(ds, "posts", ids_file, users_file)
         if "auth" in groups:
             bench.auth(ds, users_file)
+        if "files" in groups:
+            blob, png = gen_blob(FILE_SIZE, 3), gen_png(IMAGE_W, IMAGE_H, 4)
+            paths = {s.name: setup_files(s, blob, png) for s in apps}
+            bench.files_info = {"png_bytes": len(png),
+                                **{n: p["thumb_bytes"] for n, p in paths.items()}}
+            bench.file_serving("files", paths)
         if o.big_rows and "big" in groups:
             big = gen_posts("q", o.big_rows, users, 2)
             big_ids = os.path.join(WORK, "tmp", "ids-big.txt")

@@ -12,6 +12,7 @@
 --                                          process, which wrk handles as "stop now and report")
 --                                          as soon as one thread has used up its share
 --   auth    PATH USERS_FILE               POST {identity,password} of a random user
+--   get     PATH                          GET PATH, the same request every time (file serving)
 --   seed    ROWS_FILE PATH                POST every JSON line of ROWS_FILE once (run it with
 --                                          one thread); the run ends when all are answered
 -- Every mode prints one line "RESULT {json}" from done() with counts and latency (microseconds).
@@ -22,6 +23,7 @@ ffi.cdef [[int kill(int pid, int sig); int getpid(void);]]
 local threads = {}
 local mode, a = nil, {}
 local items, users, tokens = {}, {}, {}
+local fixed = nil -- the one request of the get mode
 local pos, last, counter, verified = 1, 0, 0, false
 ok_ids = {} -- global: read by done() through thread:get
 local json_hdr = { ["Content-Type"] = "application/json" }
@@ -85,6 +87,8 @@ function init(args)
     items = share(lines(a[2]), tonumber(a[4]), tonumber(a[5]), nthreads)
   elseif mode == "auth" then
     users = lines(a[3])
+  elseif mode == "get" then
+    fixed = wrk.format("GET", a[2])
   elseif mode == "seed" then
     items = lines(a[2])
     seed_ok, seed_bad = 0, 0
@@ -121,7 +125,9 @@ local function next_item()
 end
 
 function request()
-  if mode == "view" then
+  if mode == "get" then
+    return fixed
+  elseif mode == "view" then
     return wrk.format("GET", a[3] .. "/" .. items[math.random(#items)])
   elseif mode == "list" then
     local hdr = nil
