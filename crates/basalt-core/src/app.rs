@@ -80,7 +80,7 @@ impl App {
             version: 1,
             collections: collections.into_iter().map(Arc::new).collect(),
         };
-        App {
+        let app = App {
             inner: Arc::new(Inner {
                 store,
                 schema: RwLock::new(Arc::new(schema)),
@@ -92,7 +92,9 @@ impl App {
                 local_files: config.storage_dir.map(basalt_files::Storage::local),
                 thumbs: Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             }),
-        }
+        };
+        app.refresh_file_storage();
+        app
     }
 
     /// The storage backend.

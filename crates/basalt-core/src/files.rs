@@ -241,7 +241,100 @@ fn referenced(collection: &Collection, data: &Map<String, Json>) -> BTreeSet<Str
 /// (uploads are written a moment before their record commits).
 pub const ORPHAN_MIN_AGE: Duration = Duration::from_secs(3600);
 
+/// The S3 settings object (`s3` or `backups.s3`) as a storage configuration.
+fn s3_config(value: &Json) -> basalt_files::S3Config {
+    let text = |key: &str| value[key].as_str().unwrap_or_default().to_string();
+    basalt_files::S3Config {
+        enabled: value["enabled"].as_bool().unwrap_or(false),
+        bucket: text("bucket"),
+        region: text("region"),
+        endpoint: text("endpoint"),
+        access_key: text("accessKey"),
+        secret: text("secret"),
+        force_path_style: value["forcePathStyle"].as_bool().unwrap_or(false),
+    }
+}
+
+/// Field errors of an S3 settings object that is enabled without what it needs.
+pub(crate) fn s3_errors(value: &Json) -> Option<Json> {
+    if !value["enabled"].as_bool().unwrap_or(false) {
+        return None;
+    }
+    let mut errors = Map::new();
+    for key in ["bucket", "region", "endpoint", "accessKey", "secret"] {
+        if value[key].as_str().unwrap_or_default().trim().is_empty() {
+            errors.insert(
+                key.to_string(),
+                json!({"code": "validation_required", "message": "Cannot be blank."}),
+            );
+        }
+    }
+    if errors.is_empty()
+        && let Err(error) = Storage::s3(&s3_config(value))
+    {
+        errors.insert(
+            "endpoint".to_string(),
+            json!({"code": "validation_invalid_s3", "message": crate::error::sentenize(&error.to_string())}),
+        );
+    }
+    (!errors.is_empty()).then_some(Json::Object(errors))
+}
+
 impl App {
+    /// Chooses the file storage from the settings: S3 when `s3.enabled`, else the
+    /// local folder. Called at start and after every settings change.
+    pub(crate) fn refresh_file_storage(&self) {
+        let settings = self.settings();
+        let config = s3_config(&settings["s3"]);
+        let next = if config.enabled {
+            match Storage::s3(&config) {
+                Ok(storage) => Some(storage),
+                Err(error) => {
+                    tracing::warn!(%error, "S3 storage settings are unusable; keeping local storage");
+                    self.inner.local_files.clone()
+                }
+            }
+        } else {
+            self.inner.local_files.clone()
+        };
+        *self.inner.files.write() = next;
+    }
+
+    /// `POST /api/settings/test/s3`: checks that the configured bucket (`storage` for
+    /// uploads, `backups` for backups) can be written, read and deleted.
+    pub async fn test_s3(&self, filesystem: &str) -> Result<(), CoreError> {
+        let settings = self.settings();
+        let value = match filesystem {
+            "storage" => &settings["s3"],
+            "backups" => &settings["backups"]["s3"],
+            _ => {
+                return Err(CoreError::invalid(
+                    "Failed to load the submitted data.",
+                    BTreeMap::from([(
+                        "filesystem".to_string(),
+                        json!({"code": "validation_in_invalid", "message": "Must be a valid value."}),
+                    )]),
+                ));
+            }
+        };
+        let config = s3_config(value);
+        if !config.enabled {
+            return Err(CoreError::bad_request(
+                "S3 storage filesystem is not enabled.",
+            ));
+        }
+        let storage = Storage::s3(&config).map_err(|error| {
+            CoreError::bad_request(&format!(
+                "Failed to initialize the S3 storage. Raw error: {error}"
+            ))
+        })?;
+        storage.check().await.map_err(|error| {
+            CoreError::bad_request(&format!(
+                "Failed to initialize the S3 storage. Raw error: {error}"
+            ))
+        })
+    }
+
     /// The file storage in use: S3 when the settings enable it, else the local folder
     /// (`None` when neither is configured).
     pub fn files(&self) -> Option<Storage> {

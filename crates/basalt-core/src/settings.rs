@@ -156,6 +156,12 @@ fn validate(value: &Json) -> Result<(), CoreError> {
     if !batch_errors.is_empty() {
         errors.insert("batch".to_string(), Json::Object(batch_errors));
     }
+    if let Some(s3) = crate::files::s3_errors(&value["s3"]) {
+        errors.insert("s3".to_string(), s3);
+    }
+    if let Some(s3) = crate::files::s3_errors(&value["backups"]["s3"]) {
+        errors.insert("backups".to_string(), json!({ "s3": s3 }));
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -193,6 +199,7 @@ impl App {
         })
         .await?;
         *self.inner.settings.write() = std::sync::Arc::new(next.clone());
+        self.refresh_file_storage();
         Ok(redact(next))
     }
 }

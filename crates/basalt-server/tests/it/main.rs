@@ -18,6 +18,7 @@ mod bodies;
 mod cli;
 mod collections;
 mod files;
+mod files_s3;
 mod health;
 mod lifecycle;
 mod realtime;
