@@ -287,7 +287,7 @@ fn select_item(tokens: &[Token], tables: &[(String, Option<String>)]) -> ViewCol
             (rest, identifier(name).map(str::to_string))
         }
         [rest @ .., name]
-            if rest.len() > 0
+            if !rest.is_empty()
                 && identifier(name).is_some()
                 && !matches!(rest.last(), Some(Token::Symbol('.'))) =>
         {
