@@ -334,6 +334,7 @@ impl App {
         identity: &str,
         password: &str,
         identity_field: Option<&str>,
+        mfa_id: Option<&str>,
     ) -> Result<AuthResult, CoreError> {
         let options = collection.auth.as_ref().ok_or_else(CoreError::not_found)?;
         if !options.password_enabled() {
@@ -403,13 +404,8 @@ impl App {
         let Some(record) = found.filter(|_| matches) else {
             return Err(CoreError::bad_request("Failed to authenticate."));
         };
-        let auth = Auth {
-            collection: collection.clone(),
-            record,
-        };
-        self.check_auth_rule(&auth).await?;
-        let token = issue_token(&collection, &auth.record, TokenType::Auth, None, true)?;
-        Ok(AuthResult { token, auth })
+        self.complete_auth(collection, record, "password", mfa_id)
+            .await
     }
 
     /// `auth-refresh`: a new token for the caller if its token is refreshable.
@@ -441,7 +437,7 @@ impl App {
         Ok(AuthResult { token, auth })
     }
 
-    async fn check_auth_rule(&self, auth: &Auth) -> Result<(), CoreError> {
+    pub(crate) async fn check_auth_rule(&self, auth: &Auth) -> Result<(), CoreError> {
         let rule = auth
             .collection
             .auth

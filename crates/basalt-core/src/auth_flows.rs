@@ -98,7 +98,7 @@ impl App {
 
     /// Runs a request's lookup and mail after the response, in one of the app's job
     /// slots; waits for a slot first (a wait that does not depend on the input).
-    async fn in_background<F>(&self, what: &'static str, job: F) -> Result<(), CoreError>
+    pub(crate) async fn in_background<F>(&self, what: &'static str, job: F) -> Result<(), CoreError>
     where
         F: Future<Output = Result<(), CoreError>> + Send + 'static,
     {
@@ -150,7 +150,7 @@ fn length_error(min: usize, max: usize) -> FieldError {
 }
 
 /// `email`-like form input: required, 1..=255 characters, an email address.
-fn check_email_input(value: &str) -> Result<(), FieldError> {
+pub(crate) fn check_email_input(value: &str) -> Result<(), FieldError> {
     if value.is_empty() {
         return Err(FieldError::required());
     }
@@ -219,7 +219,7 @@ impl App {
 
     /// Finds the auth record with this email (case-insensitive; an exact match wins if
     /// the case-insensitive lookup is ambiguous).
-    async fn find_by_email(
+    pub(crate) async fn find_by_email(
         &self,
         collection: &Arc<Collection>,
         email: &str,
@@ -291,7 +291,7 @@ impl App {
 
     /// Writes `changes` to an auth record in one transaction, provided its `tokenKey`
     /// is still the one the spent token was signed with (else the token is invalid).
-    async fn write_auth_record(
+    pub(crate) async fn write_auth_record(
         &self,
         collection: Arc<Collection>,
         auth: &Auth,

@@ -28,6 +28,10 @@ pub enum CoreError {
     NotFound(String),
     /// 413.
     TooLarge,
+    /// 429.
+    TooManyRequests(String),
+    /// 401 `{"mfaId": ...}`: the first factor passed, a second one is required.
+    MfaRequired(String),
     /// 503: the database is unavailable.
     Unavailable(String),
     /// 500: details go to the log only.
@@ -91,6 +95,8 @@ impl CoreError {
             CoreError::Forbidden(_) => 403,
             CoreError::NotFound(_) => 404,
             CoreError::TooLarge => 413,
+            CoreError::TooManyRequests(_) => 429,
+            CoreError::MfaRequired(_) => 401,
             CoreError::Unavailable(_) => 503,
             CoreError::Internal(_) => 500,
         }
@@ -98,11 +104,16 @@ impl CoreError {
 
     /// PocketBase's error body `{status, message, data}`; never leaks internals.
     pub fn body(&self) -> Json {
+        if let CoreError::MfaRequired(id) = self {
+            return json!({ "mfaId": id });
+        }
         let (message, data) = match self {
             CoreError::BadRequest { message, data } => (message.as_str(), json!(data)),
-            CoreError::Unauthorized(m) | CoreError::Forbidden(m) | CoreError::NotFound(m) => {
-                (m.as_str(), json!({}))
-            }
+            CoreError::Unauthorized(m)
+            | CoreError::Forbidden(m)
+            | CoreError::NotFound(m)
+            | CoreError::TooManyRequests(m) => (m.as_str(), json!({})),
+            CoreError::MfaRequired(_) => ("", json!({})),
             CoreError::TooLarge => ("Request entity too large.", json!({})),
             CoreError::Unavailable(_) => ("The database is temporarily unavailable.", json!({})),
             CoreError::Internal(_) => (

@@ -16,6 +16,7 @@ mod error;
 mod expand;
 mod files;
 mod mail;
+mod otp;
 mod realtime;
 mod records;
 mod rules;

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use basalt_core::{AuthResult, CoreError, RequestInfo, export_with};
 use serde_json::{Value as Json_, json};
@@ -58,6 +58,14 @@ pub(crate) fn router() -> Router<AppState> {
         .route(
             "/api/collections/{collection}/impersonate/{id}",
             post(impersonate),
+        )
+        .route(
+            "/api/collections/{collection}/request-otp",
+            post(request_otp),
+        )
+        .route(
+            "/api/collections/{collection}/auth-with-otp",
+            post(auth_with_otp),
         )
         .route("/api/settings/test/email", post(test_email))
 }
@@ -287,6 +295,7 @@ async fn auth_with_password(
         .get("identityField")
         .and_then(Json_::as_str)
         .filter(|s| !s.is_empty());
+    let mfa_id = mfa_id(&info, &input);
     let result = state
         .app
         .auth_with_password(
@@ -294,7 +303,50 @@ async fn auth_with_password(
             &text("identity"),
             &text("password"),
             identity_field,
+            mfa_id.as_deref(),
         )
+        .await?;
+    auth_response(&state, &info, result).await
+}
+
+/// The MFA session id of a second-factor request: `mfaId` in the body or the query.
+fn mfa_id(info: &RequestInfo, input: &serde_json::Map<String, Json_>) -> Option<String> {
+    input
+        .get("mfaId")
+        .and_then(Json_::as_str)
+        .map(str::to_string)
+        .or_else(|| info.query.get("mfaId").cloned())
+        .filter(|s| !s.is_empty())
+}
+
+async fn request_otp(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let collection = flow_collection(&state, &name)?;
+    let input = flow_input(&headers, &body).await?;
+    let email = text_input(&input, "email")?;
+    let otp_id = state.app.request_otp(collection, &email).await?;
+    Ok(axum::Json(json!({ "otpId": otp_id })).into_response())
+}
+
+async fn auth_with_otp(
+    State(state): State<AppState>,
+    Caller(info): Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let collection = flow_collection(&state, &name)?;
+    let input = flow_input(&headers, &body).await?;
+    let otp_id = text_input(&input, "otpId")?;
+    let password = text_input(&input, "password")?;
+    let mfa_id = mfa_id(&info, &input);
+    let result = state
+        .app
+        .auth_with_otp(collection, &otp_id, &password, mfa_id.as_deref())
         .await?;
     auth_response(&state, &info, result).await
 }
@@ -331,11 +383,23 @@ async fn auth_methods(
         .ok_or_else(|| ApiError::not_found("Missing or invalid auth collection context."))?;
     let password = options.password_enabled();
     let identity_fields = options.identity_fields();
+    let method = |value: &Json_, default: u64| {
+        let enabled = value.get("enabled").and_then(Json_::as_bool) == Some(true);
+        let duration = if enabled {
+            value
+                .get("duration")
+                .and_then(Json_::as_u64)
+                .unwrap_or(default)
+        } else {
+            0
+        };
+        json!({"enabled": enabled, "duration": duration})
+    };
     let body = json!({
         "password": {"enabled": password, "identityFields": if password { identity_fields.clone() } else { vec![] }},
         "oauth2": {"enabled": false, "providers": []},
-        "mfa": {"enabled": false, "duration": 0},
-        "otp": {"enabled": false, "duration": 0},
+        "mfa": method(&options.mfa, 600),
+        "otp": method(&options.otp, 180),
         "authProviders": [],
         "usernamePassword": password && identity_fields.iter().any(|f| f == "username"),
         "emailPassword": password && identity_fields.iter().any(|f| f == "email"),

@@ -49,6 +49,9 @@ pub fn system_tables(dialect: Dialect) -> Vec<String> {
              \"applied\" BIGINT NOT NULL)"
         ),
     ]
+    .into_iter()
+    .chain(crate::authflow::tables(dialect))
+    .collect()
 }
 
 fn text_type(dialect: Dialect) -> &'static str {

@@ -3,6 +3,7 @@
 //! Invariant: no I/O, no driver types. Values always travel as bound parameters;
 //! identifiers always come from the schema.
 
+pub mod authflow;
 pub mod ddl;
 pub mod filter;
 mod query;

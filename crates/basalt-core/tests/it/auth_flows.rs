@@ -260,6 +260,7 @@ async fn login(app: &App, collection: &str, email: &str, password: &str) -> Auth
         email,
         password,
         None,
+        None,
     )
     .await
     .expect("login")
@@ -842,7 +843,7 @@ on_both_backends!(
         assert!(
             harness
                 .app
-                .auth_with_password(collection.clone(), "pr@example.com", PASSWORD, None)
+                .auth_with_password(collection.clone(), "pr@example.com", PASSWORD, None, None)
                 .await
                 .is_err()
         );
@@ -1562,7 +1563,13 @@ on_both_backends!(
             let started = Instant::now();
             let failed = harness
                 .app
-                .auth_with_password(collection.clone(), "burst@example.com", "wrong-one", None)
+                .auth_with_password(
+                    collection.clone(),
+                    "burst@example.com",
+                    "wrong-one",
+                    None,
+                    None,
+                )
                 .await;
             assert!(failed.is_err());
             one_hash = one_hash.min(started.elapsed());
@@ -1574,7 +1581,7 @@ on_both_backends!(
             burst.push(tokio::spawn(async move {
                 let started = Instant::now();
                 let result = app
-                    .auth_with_password(collection, "burst@example.com", "wrong-two", None)
+                    .auth_with_password(collection, "burst@example.com", "wrong-two", None, None)
                     .await;
                 (result.is_err(), started.elapsed())
             }));
@@ -1671,5 +1678,279 @@ on_both_backends!(
                 "medians: known {known:?}, unknown {unknown:?}"
             );
         }
+    }
+);
+
+// ---------------------------------------------------------------------------------
+// One-time passwords and MFA.
+
+/// The first run of `length` digits in a mail.
+fn otp_code(mail: &Received, length: usize) -> String {
+    let digits: Vec<char> = mail.text.chars().collect();
+    let mut run = String::new();
+    for c in digits {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            if run.len() == length {
+                return run;
+            }
+            run.clear();
+        }
+    }
+    panic!("no {length}-digit code in: {}", mail.text);
+}
+
+async fn enable(harness: &Harness, options: Json) {
+    harness
+        .app
+        .update_collection("users", options)
+        .await
+        .expect("auth options");
+}
+
+async fn request_code(harness: &Harness, sink: &Sink, email: &str) -> (String, String) {
+    let before = sink.count();
+    let otp_id = harness
+        .app
+        .request_otp(users(harness), email)
+        .await
+        .expect("request otp");
+    let mail = sink.next(before).await;
+    assert!(
+        mail.rcpt.iter().any(|r| r.contains(email)),
+        "{:?}",
+        mail.rcpt
+    );
+    (otp_id, otp_code(&mail, 8))
+}
+
+on_both_backends!(
+    otp_codes_are_mailed_single_use_and_prove_the_mailbox,
+    |harness: Harness| async move {
+        let sink = setup(&harness).await;
+        let app = &harness.app;
+        let id = create_user(app, "users", "otp@example.com").await;
+        let disabled = app
+            .request_otp(users(&harness), "otp@example.com")
+            .await
+            .expect_err("otp is off by default");
+        assert_eq!(disabled.status(), 403);
+        enable(&harness, json!({"otp": {"enabled": true, "length": 8}})).await;
+
+        let (otp_id, code) = request_code(&harness, &sink, "otp@example.com").await;
+        assert_eq!(otp_id.len(), 15);
+        let wrong = app
+            .auth_with_otp(users(&harness), &otp_id, "00000000x", None)
+            .await
+            .expect_err("wrong code");
+        assert_eq!(
+            (wrong.status(), message(&wrong)),
+            (400, "Invalid or expired OTP.".into())
+        );
+        let signed_in = app
+            .auth_with_otp(users(&harness), &otp_id, &code, None)
+            .await
+            .expect("right code");
+        assert_eq!(signed_in.auth.id(), id);
+        assert_eq!(claims(&signed_in.token)["type"], "auth");
+        // Single use.
+        let again = app
+            .auth_with_otp(users(&harness), &otp_id, &code, None)
+            .await
+            .expect_err("spent");
+        assert_eq!(again.status(), 400);
+        // The mailbox is proven: verified, and the password set before no longer works.
+        assert_eq!(stored(&harness, "users", &id).await["verified"], true);
+        let old = app
+            .auth_with_password(users(&harness), "otp@example.com", PASSWORD, None, None)
+            .await
+            .expect_err("old password replaced");
+        assert_eq!(old.status(), 400);
+
+        // Unknown emails get an id too, and no mail; the id leads nowhere.
+        let before = sink.count();
+        let ghost = app
+            .request_otp(users(&harness), "nobody@example.com")
+            .await
+            .expect("unknown email answers the same");
+        assert_eq!(ghost.len(), 15);
+        assert_eq!(sink.settle().await, before);
+        let nowhere = app
+            .auth_with_otp(users(&harness), &ghost, "12345678", None)
+            .await
+            .expect_err("unknown otp");
+        assert_eq!(nowhere.status(), 400);
+        // Input errors.
+        let blank = app
+            .request_otp(users(&harness), "")
+            .await
+            .expect_err("blank email");
+        assert_eq!(code_of(&blank, "email"), "validation_required");
+        let missing = app
+            .auth_with_otp(users(&harness), "", "", None)
+            .await
+            .expect_err("blank");
+        assert_eq!(code_of(&missing, "otpId"), "validation_required");
+        assert_eq!(code_of(&missing, "password"), "validation_required");
+        // An expired code fails even when right.
+        enable(&harness, json!({"otp": {"duration": 1}})).await;
+        let (late_id, late_code) = request_code(&harness, &sink, "otp@example.com").await;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let expired = app
+            .auth_with_otp(users(&harness), &late_id, &late_code, None)
+            .await
+            .expect_err("expired");
+        assert_eq!(message(&expired), "Invalid or expired OTP.");
+    }
+);
+
+fn code_of(error: &CoreError, key: &str) -> String {
+    code(error, key)
+}
+
+on_both_backends!(
+    otp_codes_are_burned_after_five_wrong_tries,
+    |harness: Harness| async move {
+        let sink = setup(&harness).await;
+        let app = &harness.app;
+        create_user(app, "users", "brute@example.com").await;
+        enable(&harness, json!({"otp": {"enabled": true, "length": 8}})).await;
+        let (first_id, first_code) = request_code(&harness, &sink, "brute@example.com").await;
+        let (second_id, second_code) = request_code(&harness, &sink, "brute@example.com").await;
+        // Tries on either OTP count for the record: 4 wrong answers are 400s...
+        for (n, otp) in [&first_id, &second_id, &first_id, &second_id]
+            .iter()
+            .enumerate()
+        {
+            let error = app
+                .auth_with_otp(users(&harness), otp, "99999999", None)
+                .await
+                .expect_err("wrong");
+            assert_eq!(error.status(), 400, "try {n}");
+        }
+        // ...the fifth burns every OTP of the record.
+        let fifth = app
+            .auth_with_otp(users(&harness), &first_id, "99999999", None)
+            .await
+            .expect_err("fifth");
+        assert_eq!(fifth.status(), 429);
+        for (otp, code) in [(&first_id, &first_code), (&second_id, &second_code)] {
+            let error = app
+                .auth_with_otp(users(&harness), otp, code, None)
+                .await
+                .expect_err("burned");
+            assert_eq!(error.status(), 400);
+        }
+        // A new code works again.
+        let (fresh_id, fresh_code) = request_code(&harness, &sink, "brute@example.com").await;
+        app.auth_with_otp(users(&harness), &fresh_id, &fresh_code, None)
+            .await
+            .expect("fresh code");
+    }
+);
+
+on_both_backends!(
+    mfa_needs_a_second_different_method,
+    |harness: Harness| async move {
+        let sink = setup(&harness).await;
+        let app = &harness.app;
+        let id = create_user(app, "users", "mfa@example.com").await;
+        enable(
+            &harness,
+            json!({"otp": {"enabled": true, "length": 8}, "mfa": {"enabled": true, "duration": 600}}),
+        )
+        .await;
+        let first = app
+            .auth_with_password(users(&harness), "mfa@example.com", PASSWORD, None, None)
+            .await
+            .expect_err("second factor needed");
+        assert_eq!(first.status(), 401);
+        let mfa_id = first.body()["mfaId"].as_str().expect("mfaId").to_string();
+        assert_eq!(first.body(), json!({ "mfaId": mfa_id }));
+        let same = app
+            .auth_with_password(
+                users(&harness),
+                "mfa@example.com",
+                PASSWORD,
+                None,
+                Some(&mfa_id),
+            )
+            .await
+            .expect_err("same method");
+        assert_eq!(
+            message(&same),
+            "A different authentication method is required."
+        );
+        let (otp_id, code) = request_code(&harness, &sink, "mfa@example.com").await;
+        let done = app
+            .auth_with_otp(users(&harness), &otp_id, &code, Some(&mfa_id))
+            .await
+            .expect("two factors");
+        assert_eq!(done.auth.id(), id);
+        // With MFA on, the OTP does not replace the password.
+        let reused = app
+            .auth_with_password(
+                users(&harness),
+                "mfa@example.com",
+                PASSWORD,
+                None,
+                Some(&mfa_id),
+            )
+            .await
+            .expect_err("session spent");
+        assert_eq!(message(&reused), "Invalid or expired MFA session.");
+        let forged = app
+            .auth_with_password(
+                users(&harness),
+                "mfa@example.com",
+                PASSWORD,
+                None,
+                Some("nosuchsession12"),
+            )
+            .await
+            .expect_err("unknown session");
+        assert_eq!(message(&forged), "Invalid or expired MFA session.");
+        // A session of another record is not accepted.
+        create_user(app, "users", "other@example.com").await;
+        let other = app
+            .auth_with_password(users(&harness), "other@example.com", PASSWORD, None, None)
+            .await
+            .expect_err("other's first factor");
+        let other_session = other.body()["mfaId"].as_str().expect("mfaId").to_string();
+        let (otp_id, code) = request_code(&harness, &sink, "mfa@example.com").await;
+        let crossed = app
+            .auth_with_otp(users(&harness), &otp_id, &code, Some(&other_session))
+            .await
+            .expect_err("someone else's session");
+        assert_eq!(message(&crossed), "Invalid or expired MFA session.");
+        // The MFA rule limits who needs it.
+        enable(
+            &harness,
+            json!({"mfa": {"rule": "email = 'other@example.com'"}}),
+        )
+        .await;
+        app.auth_with_password(users(&harness), "mfa@example.com", PASSWORD, None, None)
+            .await
+            .expect("rule does not match: one factor is enough");
+        let still = app
+            .auth_with_password(users(&harness), "other@example.com", PASSWORD, None, None)
+            .await
+            .expect_err("rule matches");
+        assert_eq!(still.status(), 401);
+        // Expired sessions.
+        enable(&harness, json!({"mfa": {"rule": "", "duration": 1}})).await;
+        let started = app
+            .auth_with_password(users(&harness), "mfa@example.com", PASSWORD, None, None)
+            .await
+            .expect_err("first factor");
+        let session = started.body()["mfaId"].as_str().expect("mfaId").to_string();
+        let (otp_id, code) = request_code(&harness, &sink, "mfa@example.com").await;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let late = app
+            .auth_with_otp(users(&harness), &otp_id, &code, Some(&session))
+            .await
+            .expect_err("expired session");
+        assert_eq!(message(&late), "Invalid or expired MFA session.");
     }
 );

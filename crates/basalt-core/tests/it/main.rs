@@ -95,7 +95,7 @@ pub(crate) async fn harness((store, backend): (Arc<dyn Store>, Backend)) -> (Har
         .expect("superuser");
     let collection = app.collection("_superusers").expect("superusers");
     let result = app
-        .auth_with_password(collection, "root@example.com", "pass123456", None)
+        .auth_with_password(collection, "root@example.com", "pass123456", None, None)
         .await
         .expect("login");
     let superuser = RequestInfo {

@@ -86,6 +86,7 @@ async fn login(harness: &Harness, email: &str) -> Auth {
         email,
         "password123",
         None,
+        None,
     )
     .await
     .expect("login")
