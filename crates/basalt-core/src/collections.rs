@@ -296,6 +296,7 @@ impl App {
         .await?;
         let (collection, all) = saved;
         self.install_schema(all);
+        self.announce_schema_change();
         Ok(collection)
     }
 
@@ -350,6 +351,7 @@ impl App {
         })
         .await?;
         self.install_schema(all);
+        self.announce_schema_change();
         Ok(())
     }
 
