@@ -19,6 +19,7 @@ mod cli;
 mod collections;
 mod health;
 mod lifecycle;
+mod multinode;
 mod realtime;
 mod realtime_matrix;
 mod records;
