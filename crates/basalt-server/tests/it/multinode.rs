@@ -536,6 +536,30 @@ async fn realtime_events_cross_nodes_with_the_subscribers_rules() {
         "the large note went through _events"
     );
 
+    // Alice's password changes through node 1: her token key rotates, so node 0 forgets
+    // the auth stored on her stream, and her next record (also through node 1, so its
+    // note comes after) is not sent to what is now a guest's stream.
+    cluster
+        .expect(
+            200,
+            1,
+            Method::PATCH,
+            &format!("/api/collections/users/records/{alice}"),
+            Some(su),
+            Some(json!({"password": "password-456", "passwordConfirm": "password-456"})),
+        )
+        .await;
+    cluster
+        .expect(
+            200,
+            1,
+            Method::POST,
+            notes,
+            Some(su),
+            Some(json!({"title": "after the password change", "owner": alice})),
+        )
+        .await;
+
     let extra = sse.drain(QUIET).await;
     assert!(extra.is_empty(), "unexpected events: {extra:?}");
     let leaked = guest.drain(QUIET).await;
