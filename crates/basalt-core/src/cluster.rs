@@ -211,7 +211,10 @@ mod tests {
             k: false,
             r,
         });
-        assert_eq!(text, r#"{"t":"record","c":"pbc_1","a":"delete","r":{"id":"abc"}}"#);
+        assert_eq!(
+            text,
+            r#"{"t":"record","c":"pbc_1","a":"delete","r":{"id":"abc"}}"#
+        );
         match serde_json::from_str::<Note>(&text).expect("parses") {
             Note::Record { c, a, k, r } => {
                 assert_eq!((c.as_str(), a.as_str(), k), ("pbc_1", "delete", false));

@@ -25,8 +25,8 @@ mod settings;
 pub use app::{App, AppConfig};
 pub use auth::{Auth, AuthResult, TokenType, issue_email_change_token, issue_token};
 pub use auth_flows::RESEND_WINDOW;
-pub use cluster::{PeerEvent, Peers};
 pub use batch::{BatchAction, BatchKind, BatchResult, batch_failure};
+pub use cluster::{PeerEvent, Peers};
 pub use collections::public_collection;
 pub use error::{CoreError, sentenize};
 pub use realtime::{

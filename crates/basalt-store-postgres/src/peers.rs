@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use basalt_store::StoreError;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
+use postgres::fallible_iterator::FallibleIterator;
 use tokio::sync::mpsc;
 
 use crate::PgStore;
@@ -478,7 +478,10 @@ impl Listener {
             return Some(body.to_owned());
         };
         let id: i64 = id.parse().ok()?;
-        match client.query_opt("SELECT \"payload\" FROM \"_events\" WHERE \"id\" = $1", &[&id]) {
+        match client.query_opt(
+            "SELECT \"payload\" FROM \"_events\" WHERE \"id\" = $1",
+            &[&id],
+        ) {
             Ok(Some(row)) => Some(row.get(0)),
             Ok(None) => {
                 tracing::warn!(id, "a large note was pruned before it was read");
@@ -491,4 +494,3 @@ impl Listener {
         }
     }
 }
-

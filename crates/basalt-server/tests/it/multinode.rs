@@ -91,7 +91,10 @@ impl TestDb {
     /// `false` and [`TestDb::terminate_backends`], this database is down for its nodes
     /// while the shared server keeps serving every other test.
     async fn allow_connections(&self, allow: bool) {
-        let sql = format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}", self.name);
+        let sql = format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
+            self.name
+        );
         admin_sql(admin_url(), move |c| c.batch_execute(&sql))
             .await
             .expect("alter database");
@@ -210,7 +213,14 @@ impl Cluster {
             }
             nodes.push(node);
         }
-        let out = run_cli(&["superuser", "upsert", SU_EMAIL, SU_PASSWORD, "--db", &db.url]);
+        let out = run_cli(&[
+            "superuser",
+            "upsert",
+            SU_EMAIL,
+            SU_PASSWORD,
+            "--db",
+            &db.url,
+        ]);
         assert!(
             out.status.success(),
             "superuser upsert: {}",
@@ -417,9 +427,11 @@ async fn realtime_events_cross_nodes_with_the_subscribers_rules() {
             Method::POST,
             "/api/collections",
             Some(su),
-            Some(json!({"name": "notes", "listRule": owner_only, "viewRule": owner_only,
+            Some(
+                json!({"name": "notes", "listRule": owner_only, "viewRule": owner_only,
                 "fields": [{"name": "title", "type": "text", "max": 100000},
-                    {"name": "owner", "type": "relation", "collectionId": users, "maxSelect": 1}]})),
+                    {"name": "owner", "type": "relation", "collectionId": users, "maxSelect": 1}]}),
+            ),
         )
         .await;
     let alice = cluster.add_user(0, "alice").await;
@@ -530,7 +542,10 @@ async fn realtime_events_cross_nodes_with_the_subscribers_rules() {
     let event = next_event(&mut sse, "a large record").await;
     assert_eq!(event.data["action"], "create");
     assert_eq!(event.data["record"]["id"], big["id"]);
-    assert_eq!(event.data["record"]["title"].as_str().map(str::len), Some(20_000));
+    assert_eq!(
+        event.data["record"]["title"].as_str().map(str::len),
+        Some(20_000)
+    );
     assert!(
         cluster.db.scalar("SELECT count(*) FROM \"_events\"").await >= 1,
         "the large note went through _events"
@@ -594,10 +609,20 @@ async fn schema_rule_and_settings_changes_are_enforced_on_the_other_nodes() {
         c.req(2, Method::GET, docs, None, None).await.0 == 200
     })
     .await;
-    eprintln!("collection created on node 0 usable on node 2 after {:.1} ms", ms(took));
+    eprintln!(
+        "collection created on node 0 usable on node 2 after {:.1} ms",
+        ms(took)
+    );
     for title in ["public", "secret"] {
         cluster
-            .expect(200, 1, Method::POST, docs, Some(su), Some(json!({"title": title})))
+            .expect(
+                200,
+                1,
+                Method::POST,
+                docs,
+                Some(su),
+                Some(json!({"title": title})),
+            )
             .await;
     }
     let listed = cluster.expect(200, 2, Method::GET, docs, None, None).await;
@@ -619,7 +644,10 @@ async fn schema_rule_and_settings_changes_are_enforced_on_the_other_nodes() {
         status == 200 && body["totalItems"] == 1 && body["items"][0]["title"] == "public"
     })
     .await;
-    eprintln!("list rule changed on node 0 enforced on node 2 after {:.1} ms", ms(took));
+    eprintln!(
+        "list rule changed on node 0 enforced on node 2 after {:.1} ms",
+        ms(took)
+    );
     cluster
         .expect(
             200,
@@ -630,15 +658,22 @@ async fn schema_rule_and_settings_changes_are_enforced_on_the_other_nodes() {
             Some(json!({"listRule": null})),
         )
         .await;
-    let took = within(PROPAGATION, "superuser-only rule on node 2", || async move {
-        c.req(2, Method::GET, docs, None, None).await.0 == 403
-    })
+    let took = within(
+        PROPAGATION,
+        "superuser-only rule on node 2",
+        || async move { c.req(2, Method::GET, docs, None, None).await.0 == 403 },
+    )
     .await;
-    eprintln!("listRule null on node 0 enforced on node 2 after {:.1} ms", ms(took));
+    eprintln!(
+        "listRule null on node 0 enforced on node 2 after {:.1} ms",
+        ms(took)
+    );
     // Node 1 too, and the superuser still lists everything there.
     let (status, _) = cluster.req(1, Method::GET, docs, None, None).await;
     assert_eq!(status, 403);
-    let all = cluster.expect(200, 1, Method::GET, docs, Some(su), None).await;
+    let all = cluster
+        .expect(200, 1, Method::GET, docs, Some(su), None)
+        .await;
     assert_eq!(all["totalItems"], 2);
 
     // A new field added on node 0 is accepted and returned by node 2.
@@ -673,7 +708,10 @@ async fn schema_rule_and_settings_changes_are_enforced_on_the_other_nodes() {
         status == 200 && body["pages"] == 7
     })
     .await;
-    eprintln!("field added on node 0 stored through node 2 after {:.1} ms", ms(took));
+    eprintln!(
+        "field added on node 0 stored through node 2 after {:.1} ms",
+        ms(took)
+    );
 
     // Deleting the collection on node 1 makes it unknown on node 0.
     let took_delete = {
@@ -692,7 +730,10 @@ async fn schema_rule_and_settings_changes_are_enforced_on_the_other_nodes() {
         })
         .await
     };
-    eprintln!("collection deleted on node 1 gone on node 0 after {:.1} ms", ms(took_delete));
+    eprintln!(
+        "collection deleted on node 1 gone on node 0 after {:.1} ms",
+        ms(took_delete)
+    );
 
     // Settings changed on node 1 are served by node 2.
     cluster
@@ -706,13 +747,14 @@ async fn schema_rule_and_settings_changes_are_enforced_on_the_other_nodes() {
         )
         .await;
     let took = within(PROPAGATION, "settings on node 2", || async move {
-        let (status, body) = c
-            .req(2, Method::GET, "/api/settings", Some(su), None)
-            .await;
+        let (status, body) = c.req(2, Method::GET, "/api/settings", Some(su), None).await;
         status == 200 && body["meta"]["appName"] == "Shared name"
     })
     .await;
-    eprintln!("settings changed on node 1 served by node 2 after {:.1} ms", ms(took));
+    eprintln!(
+        "settings changed on node 1 served by node 2 after {:.1} ms",
+        ms(took)
+    );
     // Concurrent settings patches through two nodes both land (merged in the database).
     let (a, b) = tokio::join!(
         cluster.req(
@@ -731,14 +773,16 @@ async fn schema_rule_and_settings_changes_are_enforced_on_the_other_nodes() {
         ),
     );
     assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
-    within(PROPAGATION, "both settings patches on node 1", || async move {
-        let (_, body) = c
-            .req(1, Method::GET, "/api/settings", Some(su), None)
-            .await;
-        body["meta"]["senderName"] == "From node 0"
-            && body["batch"]["maxRequests"] == 77
-            && body["meta"]["appName"] == "Shared name"
-    })
+    within(
+        PROPAGATION,
+        "both settings patches on node 1",
+        || async move {
+            let (_, body) = c.req(1, Method::GET, "/api/settings", Some(su), None).await;
+            body["meta"]["senderName"] == "From node 0"
+                && body["batch"]["maxRequests"] == 77
+                && body["meta"]["appName"] == "Shared name"
+        },
+    )
     .await;
 }
 
@@ -791,7 +835,9 @@ async fn tokens_issued_by_one_node_work_on_the_others() {
             Some(json!({"password": "password-456", "passwordConfirm": "password-456"})),
         )
         .await;
-    let (status, _) = cluster.req(2, Method::POST, refresh, Some(&token), None).await;
+    let (status, _) = cluster
+        .req(2, Method::POST, refresh, Some(&token), None)
+        .await;
     assert_eq!(status, 401, "the old token must be rejected on node 2");
     let fresh = cluster
         .login(2, "users", "carol@example.com", "password-456")
@@ -876,11 +922,16 @@ async fn items_collection(cluster: &Cluster) {
     within(PROPAGATION, "items on every node", || async move {
         let mut ready = true;
         for node in 0..c.nodes.len() {
-            ready &= c
-                .req(node, Method::GET, "/api/collections/items/records", Some(&c.su), None)
+            ready &=
+                c.req(
+                    node,
+                    Method::GET,
+                    "/api/collections/items/records",
+                    Some(&c.su),
+                    None,
+                )
                 .await
-                .0
-                == 200;
+                .0 == 200;
         }
         ready
     })
@@ -937,9 +988,15 @@ async fn a_killed_node_loses_no_acknowledged_write_and_the_others_keep_serving()
     for node in [0, 2] {
         let stored = all_items(&cluster, node).await;
         let missing: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
-        assert!(missing.is_empty(), "node {node} misses acknowledged writes: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "node {node} misses acknowledged writes: {missing:?}"
+        );
         // Writes in flight at the kill may have committed without an answer.
-        assert!(stored.len() <= acked.len() + failed.len(), "no write stored twice");
+        assert!(
+            stored.len() <= acked.len() + failed.len(),
+            "no write stored twice"
+        );
     }
     // Nodes 0 and 2 still talk: a write through node 2 reaches node 0's subscriber.
     let _ = sse.drain(Duration::from_millis(300)).await;
@@ -1001,7 +1058,13 @@ async fn lost_database_connections_give_503s_then_recover_without_restart() {
     // A signed-in caller whose token cannot be checked gets a 503, not a guest's 403.
     for node in 0..2 {
         let (status, body) = c
-            .req(node, Method::GET, "/api/collections/items/records", Some(su), None)
+            .req(
+                node,
+                Method::GET,
+                "/api/collections/items/records",
+                Some(su),
+                None,
+            )
             .await;
         assert_eq!(
             (status, &body["status"], &body["data"]),
@@ -1026,13 +1089,22 @@ async fn lost_database_connections_give_503s_then_recover_without_restart() {
         assert_eq!(*status, 503, "node {node}: {body}");
         assert_eq!(body["status"], 503, "{body}");
         assert_eq!(body["data"], json!({}), "{body}");
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
     }
     let total = counter.load(Ordering::Relaxed);
-    assert!(total > terminated_at + 20, "writes went on after the outage");
+    assert!(
+        total > terminated_at + 20,
+        "writes went on after the outage"
+    );
     let stored = all_items(&cluster, 0).await;
     let missing: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
-    assert!(missing.is_empty(), "acknowledged writes missing: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged writes missing: {missing:?}"
+    );
 
     // Both nodes serve writes again, and node 1's listener is back: an event for a write
     // through node 1 reaches node 0's subscriber, and node 0's for node 1's.
@@ -1055,10 +1127,16 @@ async fn lost_database_connections_give_503s_then_recover_without_restart() {
             if got.is_some_and(|e| e.data["record"]["id"] == body["id"]) {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(5), "no event after the outage");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no event after the outage"
+            );
         }
         let took = start.elapsed();
-        eprintln!("after the outage: node {from} -> node {to} event within {:.1} ms", ms(took));
+        eprintln!(
+            "after the outage: node {from} -> node {to} event within {:.1} ms",
+            ms(took)
+        );
     }
     // A schema change after the outage still propagates.
     cluster
@@ -1098,7 +1176,11 @@ struct Nginx {
 }
 
 fn nginx_binary() -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/sbin"]) {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin"])
+    {
         let candidate = Path::new(dir).join("nginx");
         if candidate.is_file() {
             return candidate;
@@ -1153,7 +1235,10 @@ impl Nginx {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(res) = client.get(format!("{}/api/health", nginx.base)).send().await
+            if let Ok(res) = client
+                .get(format!("{}/api/health", nginx.base))
+                .send()
+                .await
                 && res.status().as_u16() == 200
             {
                 return nginx;
@@ -1241,7 +1326,11 @@ async fn behind_nginx_round_robin_a_subscriber_gets_the_writes_of_every_node() {
         assert_eq!(event.data["record"]["id"], body["id"]);
         upstreams.insert(headers["x-upstream"].to_str().expect("header").to_owned());
     }
-    assert_eq!(upstreams.len(), 3, "round robin reached every node: {upstreams:?}");
+    assert_eq!(
+        upstreams.len(),
+        3,
+        "round robin reached every node: {upstreams:?}"
+    );
     assert!(upstreams.contains(&stream_node));
     assert!(sse.drain(QUIET).await.is_empty());
     latencies.sort();

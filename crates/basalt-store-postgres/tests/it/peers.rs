@@ -44,8 +44,11 @@ fn note(signals: &mut Receiver<PeerSignal>) -> String {
     }
 }
 
+/// One node's link: the sending half and what it receives.
+type Link = (PgPeers, Receiver<PeerSignal>);
+
 /// Two nodes on one database; both listeners are up when this returns.
-fn two_nodes() -> (Fresh, PgStore, (PgPeers, Receiver<PeerSignal>), (PgPeers, Receiver<PeerSignal>)) {
+fn two_nodes() -> (Fresh, PgStore, Link, Link) {
     let fresh = Fresh::with(small());
     let other = PgStore::connect(&fresh.db.url, small()).expect("second store");
     let mut a = fresh.store.peers();
