@@ -40,6 +40,10 @@ pub(crate) struct Inner {
     pub(crate) realtime: crate::realtime::Broker,
     /// The other nodes on the same database, when there are any (see `cluster`).
     pub(crate) peers: std::sync::OnceLock<Arc<dyn crate::cluster::Peers>>,
+    /// Held from reading a schema to installing it, so that snapshots are installed in
+    /// the order they were read (a reload started before a local change committed must
+    /// not replace the snapshot that change installed).
+    pub(crate) schema_install: tokio::sync::Mutex<()>,
 }
 
 /// The application: storage plus the cached schema and settings. Cheap to clone.
@@ -82,6 +86,7 @@ impl App {
                 rules: crate::rules::RuleCache::default(),
                 realtime: crate::realtime::Broker::new(config.realtime),
                 peers: std::sync::OnceLock::new(),
+                schema_install: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -104,6 +109,7 @@ impl App {
     /// Reloads the schema from storage (after a schema change commits here or on another
     /// node). The new snapshot has a new version, which retires every compiled rule.
     pub async fn reload_schema(&self) -> Result<(), CoreError> {
+        let _installing = self.inner.schema_install.lock().await;
         let collections = basalt_store::read(self.inner.store.as_ref(), |conn: &mut dyn Conn| {
             schema::load_all(conn)
         })

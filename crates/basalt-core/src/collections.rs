@@ -217,6 +217,8 @@ impl App {
         message: &'static str,
     ) -> Result<Collection, CoreError> {
         let app = self.clone();
+        // Held until the new snapshot is installed (see `App::reload_schema`).
+        let _installing = self.inner.schema_install.lock().await;
         let saved = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let mut collection = collection;
             let dialect = conn.dialect();
@@ -328,6 +330,7 @@ impl App {
                 referencing.join(", ")
             )));
         }
+        let _installing = self.inner.schema_install.lock().await;
         let all = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let dialect = conn.dialect();
             // Other views are rebuilt after the drop: a view that reads the dropped

@@ -1190,7 +1190,18 @@ fn nginx_binary() -> PathBuf {
 }
 
 impl Nginx {
+    /// Starts nginx on a free port; picks another port when the chosen one was taken
+    /// before nginx bound it (nginx then exits).
     async fn start(upstreams: &[&str]) -> Nginx {
+        for _ in 0..5 {
+            if let Some(nginx) = Nginx::try_start(upstreams).await {
+                return nginx;
+            }
+        }
+        panic!("nginx did not start on any of 5 ports");
+    }
+
+    async fn try_start(upstreams: &[&str]) -> Option<Nginx> {
         let dir = temp_dir();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -1206,13 +1217,12 @@ impl Nginx {
              error_log {d}/error.log warn;\nevents {{ worker_connections 512; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
              fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-             upstream basalt_rr {{\n{servers}    keepalive 16;\n  }}\n\
+             upstream basalt_rr {{\n{servers}  }}\n\
              upstream basalt_sticky {{\n    hash $remote_addr consistent;\n{servers}  }}\n\
              server {{\n    listen 127.0.0.1:{port};\n    add_header X-Upstream $upstream_addr always;\n\
              location /api/realtime {{\n      proxy_pass http://basalt_sticky;\n      proxy_http_version 1.1;\n\
              proxy_set_header Connection \"\";\n      proxy_buffering off;\n      proxy_read_timeout 1h;\n    }}\n\
-             location / {{\n      proxy_pass http://basalt_rr;\n      proxy_http_version 1.1;\n\
-             proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
+             location / {{\n      proxy_pass http://basalt_rr;\n    }}\n  }}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), config).expect("nginx.conf");
         let child = std::process::Command::new(nginx_binary())
@@ -1227,7 +1237,7 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting nginx");
-        let nginx = Nginx {
+        let mut nginx = Nginx {
             child,
             base: format!("http://127.0.0.1:{port}"),
             dir,
@@ -1235,26 +1245,39 @@ impl Nginx {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            if nginx.child.try_wait().ok().flatten().is_some() {
+                eprintln!("nginx exited: {}", nginx.error_log());
+                return None;
+            }
+            // Only nginx adds `X-Upstream`: another server that took the port does not.
             if let Ok(res) = client
                 .get(format!("{}/api/health", nginx.base))
                 .send()
                 .await
                 && res.status().as_u16() == 200
+                && res.headers().contains_key("x-upstream")
             {
-                return nginx;
+                return Some(nginx);
             }
             assert!(
                 Instant::now() < deadline,
                 "nginx did not start: {}",
-                std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
+                nginx.error_log()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
 }
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- nginx error log ---\n{}", self.error_log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         remove_dir(&self.dir);
