@@ -152,10 +152,21 @@ impl basalt_core::Peers for PgPeerLink {
 
 /// Links this node to the other nodes on the same PostgreSQL database: commits made
 /// here are announced to them, and theirs are applied here, in the order received.
-fn link_peers(app: &App, pg: &PgStore) -> Arc<PgPeers> {
+/// Returns once the node listens and has reloaded what it derives from the database
+/// (or after 10 s, logged), so that a node that serves has not missed a change.
+async fn link_peers(app: &App, pg: &PgStore) -> Arc<PgPeers> {
     let (link, mut signals) = pg.peers();
     let link = Arc::new(link);
     app.attach_peers(Arc::new(PgPeerLink(link.clone())));
+    match tokio::time::timeout(std::time::Duration::from_secs(10), signals.recv()).await {
+        Ok(Some(PeerSignal::Connected)) => {
+            if let Err(error) = app.apply_peer_event(PeerEvent::Resync).await {
+                tracing::warn!(%error, "reloading after linking to other nodes failed");
+            }
+        }
+        Ok(Some(PeerSignal::Note(_))) | Ok(None) => {}
+        Err(_) => tracing::warn!("not listening to other nodes after 10 s; serving anyway"),
+    }
     let app = app.clone();
     tokio::spawn(async move {
         while let Some(signal) = signals.recv().await {
@@ -253,7 +264,10 @@ async fn serve(http: String, origins: Vec<String>, max_body: usize, data: DataAr
     let app = App::open(store, AppConfig::default())
         .await
         .context("opening the app")?;
-    let peers = pg.as_deref().map(|pg| link_peers(&app, pg));
+    let peers = match pg.as_deref() {
+        Some(pg) => Some(link_peers(&app, pg).await),
+        None => None,
+    };
     let addr: SocketAddr = http
         .parse()
         .with_context(|| format!("invalid --http address {http}"))?;

@@ -400,6 +400,36 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Creates a collection through `node` and waits (at most [`PROPAGATION`]) until every
+/// node serves its records: a schema change reaches the other nodes asynchronously.
+async fn create_collection(cluster: &Cluster, node: usize, collection: Json) {
+    let name = collection["name"].as_str().expect("name").to_owned();
+    cluster
+        .expect(
+            200,
+            node,
+            Method::POST,
+            "/api/collections",
+            Some(&cluster.su),
+            Some(collection),
+        )
+        .await;
+    let path = format!("/api/collections/{name}/records");
+    let (c, path) = (cluster, path.as_str());
+    within(
+        PROPAGATION,
+        "the new collection on every node",
+        || async move {
+            let mut ready = true;
+            for node in 0..c.nodes.len() {
+                ready &= c.req(node, Method::GET, path, Some(&c.su), None).await.0 == 200;
+            }
+            ready
+        },
+    )
+    .await;
+}
+
 async fn users_collection_id(cluster: &Cluster) -> String {
     let users = cluster
         .expect(
@@ -420,20 +450,14 @@ async fn realtime_events_cross_nodes_with_the_subscribers_rules() {
     let su = cluster.su.as_str();
     let users = users_collection_id(&cluster).await;
     let owner_only = "owner = @request.auth.id";
-    cluster
-        .expect(
-            200,
-            0,
-            Method::POST,
-            "/api/collections",
-            Some(su),
-            Some(
-                json!({"name": "notes", "listRule": owner_only, "viewRule": owner_only,
-                "fields": [{"name": "title", "type": "text", "max": 100000},
-                    {"name": "owner", "type": "relation", "collectionId": users, "maxSelect": 1}]}),
-            ),
-        )
-        .await;
+    create_collection(
+        &cluster,
+        0,
+        json!({"name": "notes", "listRule": owner_only, "viewRule": owner_only,
+            "fields": [{"name": "title", "type": "text", "max": 100000},
+                {"name": "owner", "type": "relation", "collectionId": users, "maxSelect": 1}]}),
+    )
+    .await;
     let alice = cluster.add_user(0, "alice").await;
     let bob = cluster.add_user(0, "bob").await;
     // Alice's token comes from node 2 and is used on node 0.
@@ -907,34 +931,11 @@ async fn all_items(cluster: &Cluster, node: usize) -> HashSet<String> {
 }
 
 async fn items_collection(cluster: &Cluster) {
-    let c = cluster;
-    cluster
-        .expect(
-            200,
-            0,
-            Method::POST,
-            "/api/collections",
-            Some(&cluster.su),
-            Some(json!({"name": "items", "listRule": null,
-                "fields": [{"name": "n", "type": "number"}]})),
-        )
-        .await;
-    within(PROPAGATION, "items on every node", || async move {
-        let mut ready = true;
-        for node in 0..c.nodes.len() {
-            ready &=
-                c.req(
-                    node,
-                    Method::GET,
-                    "/api/collections/items/records",
-                    Some(&c.su),
-                    None,
-                )
-                .await
-                .0 == 200;
-        }
-        ready
-    })
+    create_collection(
+        cluster,
+        0,
+        json!({"name": "items", "listRule": null, "fields": [{"name": "n", "type": "number"}]}),
+    )
     .await;
 }
 
@@ -1289,18 +1290,13 @@ async fn behind_nginx_round_robin_a_subscriber_gets_the_writes_of_every_node() {
     let cluster = Cluster::start(3).await;
     let bases: Vec<&str> = (0..3).map(|i| cluster.base(i)).collect();
     let nginx = Nginx::start(&bases).await;
-    let su = cluster.su.as_str();
-    cluster
-        .expect(
-            200,
-            0,
-            Method::POST,
-            "/api/collections",
-            Some(su),
-            Some(json!({"name": "posts", "listRule": "", "viewRule": "",
-                "fields": [{"name": "title", "type": "text"}]})),
-        )
-        .await;
+    create_collection(
+        &cluster,
+        0,
+        json!({"name": "posts", "listRule": "", "viewRule": "",
+            "fields": [{"name": "title", "type": "text"}]}),
+    )
+    .await;
     // Log in through the balancer: the token comes from whichever node answered.
     let (status, login, _) = cluster
         .call(
