@@ -18,6 +18,10 @@ fi
 if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
   python3 -m pip install 'moto[server]'
 fi
+# nginx (Debian package) is the load balancer of the multi-node test; run as a non-daemon.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  apt-get update && apt-get install -y nginx
+fi
 # PostgreSQL on loopback is used by the store tests; start it if it is down.
 if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use basalt_schema::{Collection, default_superusers, default_users, now_datetime};
-use basalt_sql::{SqlQuery, Value, ddl};
+use basalt_sql::ddl;
 use basalt_store::{Conn, Store};
 use parking_lot::RwLock;
 use serde_json::Value as Json;
@@ -47,6 +47,12 @@ pub(crate) struct Inner {
     pub(crate) local_files: Option<basalt_files::Storage>,
     /// Bounds concurrent thumb generation.
     pub(crate) thumbs: Semaphore,
+    /// The other nodes on the same database, when there are any (see `cluster`).
+    pub(crate) peers: std::sync::OnceLock<Arc<dyn crate::cluster::Peers>>,
+    /// Held from reading a schema to installing it, so that snapshots are installed in
+    /// the order they were read (a reload started before a local change committed must
+    /// not replace the snapshot that change installed).
+    pub(crate) schema_install: tokio::sync::Mutex<()>,
 }
 
 /// The application: storage plus the cached schema and settings. Cheap to clone.
@@ -91,6 +97,8 @@ impl App {
                 files: RwLock::new(config.storage_dir.clone().map(basalt_files::Storage::local)),
                 local_files: config.storage_dir.map(basalt_files::Storage::local),
                 thumbs: Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+                peers: std::sync::OnceLock::new(),
+                schema_install: tokio::sync::Mutex::new(()),
             }),
         };
         app.refresh_file_storage();
@@ -112,12 +120,15 @@ impl App {
         self.schema().get(name_or_id).cloned()
     }
 
-    /// Reloads the schema from storage (after a schema change commits).
+    /// Reloads the schema from storage (after a schema change commits here or on another
+    /// node). The new snapshot has a new version, which retires every compiled rule.
     pub async fn reload_schema(&self) -> Result<(), CoreError> {
+        let _installing = self.inner.schema_install.lock().await;
         let collections = basalt_store::read(self.inner.store.as_ref(), |conn: &mut dyn Conn| {
             schema::load_all(conn)
         })
         .await?;
+        self.inner.store.schema_changed();
         self.install_schema(collections);
         Ok(())
     }
@@ -137,8 +148,16 @@ impl App {
     }
 }
 
+/// Key of the transaction-scoped advisory lock that serialises the first start of nodes
+/// sharing one PostgreSQL database (`CREATE TABLE IF NOT EXISTS` is not safe against a
+/// concurrent twin, and the default collections must be created once).
+const BOOTSTRAP_LOCK: i64 = 0x6261_7361_6c74; // "basalt"
+
 fn bootstrap(conn: &mut dyn Conn) -> Result<(Vec<Collection>, Json), CoreError> {
     let dialect = conn.dialect();
+    if dialect == basalt_sql::Dialect::Postgres {
+        conn.execute_batch(&format!("SELECT pg_advisory_xact_lock({BOOTSTRAP_LOCK})"))?;
+    }
     for statement in ddl::system_tables(dialect) {
         conn.execute_batch(&statement)?;
     }
@@ -155,21 +174,8 @@ fn bootstrap(conn: &mut dyn Conn) -> Result<(Vec<Collection>, Json), CoreError> 
             collections.push(collection);
         }
     }
-    let existing = conn.query(&SqlQuery::with_binds(
-        format!(
-            "SELECT \"value\" FROM \"_params\" WHERE \"id\" = {}",
-            dialect.placeholder(1)
-        ),
-        vec![Value::Text("settings".into())],
-    ))?;
-    let stored = existing
-        .rows
-        .first()
-        .and_then(|row| row.first())
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let settings_value = match stored {
-        Some(text) => settings::merge_defaults(serde_json::from_str(&text).unwrap_or(Json::Null)),
+    let settings_value = match settings::load(conn, false)? {
+        Some(value) => value,
         None => {
             let value = settings::defaults();
             settings::save(conn, &value, true)?;

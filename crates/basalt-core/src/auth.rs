@@ -295,36 +295,60 @@ impl App {
     }
 
     /// Resolves an `Authorization` header value; invalid tokens mean a guest (`None`).
+    /// A token that cannot be checked because the database is unavailable also means a
+    /// guest here; request handling uses [`App::try_authenticate`].
     pub async fn authenticate(&self, header: &str) -> Option<Auth> {
+        self.try_authenticate(header).await.ok().flatten()
+    }
+
+    /// Resolves an `Authorization` header value: `Ok(None)` for an invalid token (a
+    /// guest), `Err` (503) when the token's record cannot be read, so that a database
+    /// outage never turns a signed-in caller into a guest.
+    pub async fn try_authenticate(&self, header: &str) -> Result<Option<Auth>, CoreError> {
         let token = header.trim();
         let token = if token.len() > 7 && token[..7].eq_ignore_ascii_case("bearer ") {
             &token[7..]
         } else {
             token
         };
-        self.verify_token(token, TokenType::Auth).await
+        self.try_verify_token(token, TokenType::Auth).await
     }
 
     /// Verifies a token of the given type and returns its record.
     pub async fn verify_token(&self, token: &str, kind: TokenType) -> Option<Auth> {
-        let claims = peek(token)?;
+        self.try_verify_token(token, kind).await.ok().flatten()
+    }
+
+    /// [`App::verify_token`], with a storage failure as an error rather than `None`.
+    pub async fn try_verify_token(
+        &self,
+        token: &str,
+        kind: TokenType,
+    ) -> Result<Option<Auth>, CoreError> {
+        let Some(claims) = peek(token) else {
+            return Ok(None);
+        };
         if claims.kind != kind.as_str() {
-            return None;
+            return Ok(None);
         }
-        let collection = self
+        let Some(collection) = self
             .schema()
             .collections
             .iter()
-            .find(|c| c.id == claims.collection_id && c.is_auth())?
-            .clone();
+            .find(|c| c.id == claims.collection_id && c.is_auth())
+            .cloned()
+        else {
+            return Ok(None);
+        };
         let lookup = collection.clone();
         let id = claims.id.clone();
         let record = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
             load_record(conn, &lookup, &id)
         })
-        .await
-        .ok()??;
-        verify(token, &collection, &record, kind).then_some(Auth { collection, record })
+        .await?;
+        Ok(record
+            .filter(|record| verify(token, &collection, record, kind))
+            .map(|record| Auth { collection, record }))
     }
 
     /// `auth-with-password`: checks the identity and password against an auth collection.

@@ -226,6 +226,8 @@ impl App {
         message: &'static str,
     ) -> Result<Collection, CoreError> {
         let app = self.clone();
+        // Held until the new snapshot is installed (see `App::reload_schema`).
+        let _installing = self.inner.schema_install.lock().await;
         let saved = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let mut collection = collection;
             let dialect = conn.dialect();
@@ -316,6 +318,7 @@ impl App {
         let (collection, all, dropped_files) = saved;
         self.install_schema(all);
         self.remove_dropped_files(&dropped_files, &[]).await;
+        self.announce_schema_change();
         Ok(collection)
     }
 
@@ -348,6 +351,7 @@ impl App {
             )));
         }
         let target_id = target.id.clone();
+        let _installing = self.inner.schema_install.lock().await;
         let all = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let dialect = conn.dialect();
             // Other views are rebuilt after the drop: a view that reads the dropped
@@ -373,6 +377,7 @@ impl App {
         .await?;
         self.install_schema(all);
         self.remove_collection_files(&target_id).await;
+        self.announce_schema_change();
         Ok(())
     }
 

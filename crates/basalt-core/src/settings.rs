@@ -184,22 +184,69 @@ impl App {
     }
 
     /// Applies a partial update and returns the new public settings.
+    ///
+    /// The patch is merged into the stored settings inside the write transaction (the
+    /// row is locked on PostgreSQL), not into this node's cache, so concurrent updates
+    /// through different nodes do not undo each other.
     pub async fn update_settings(&self, patch: Json) -> Result<Json, CoreError> {
         if !patch.is_object() {
             return Err(CoreError::bad_request(
                 "An error occurred while submitting the form.",
             ));
         }
+        // Validate against the cache first: a bad patch fails without a transaction.
         let mut next = self.settings().as_ref().clone();
         merge(&mut next, &patch);
         validate(&next)?;
-        let stored = next.clone();
-        basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            save(conn, &stored, false)
+        let next = basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            let mut next = load(conn, true)?.unwrap_or_else(defaults);
+            merge(&mut next, &patch);
+            validate(&next)?;
+            save(conn, &next, false)?;
+            Ok::<_, CoreError>(next)
         })
         .await?;
         *self.inner.settings.write() = std::sync::Arc::new(next.clone());
         self.refresh_file_storage();
+        self.announce_settings_change();
         Ok(redact(next))
     }
+
+    /// Reloads the settings from storage (after another node changed them).
+    pub async fn reload_settings(&self) -> Result<(), CoreError> {
+        let loaded = basalt_store::read(self.store().as_ref(), |conn: &mut dyn Conn| {
+            load(conn, false)
+        })
+        .await?;
+        if let Some(value) = loaded {
+            *self.inner.settings.write() = std::sync::Arc::new(value);
+            self.refresh_file_storage();
+        }
+        Ok(())
+    }
+}
+
+/// The stored settings completed with defaults; `None` before the first save. With
+/// `lock`, the row stays locked until the transaction ends (PostgreSQL only; SQLite has
+/// one writer anyway).
+pub(crate) fn load(conn: &mut dyn Conn, lock: bool) -> Result<Option<Json>, CoreError> {
+    let dialect = conn.dialect();
+    let lock = if lock && dialect == basalt_sql::Dialect::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let rows = conn.query(&SqlQuery::with_binds(
+        format!(
+            "SELECT \"value\" FROM \"_params\" WHERE \"id\" = {}{lock}",
+            dialect.placeholder(1)
+        ),
+        vec![Value::Text("settings".into())],
+    ))?;
+    Ok(rows
+        .rows
+        .first()
+        .and_then(|row| row.first())
+        .and_then(Value::as_str)
+        .map(|text| merge_defaults(serde_json::from_str(text).unwrap_or(Json::Null))))
 }

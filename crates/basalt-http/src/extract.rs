@@ -45,7 +45,8 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
-            Some(token) if !token.trim().is_empty() => state.app.authenticate(token).await,
+            // A database outage answers 503 rather than treating the caller as a guest.
+            Some(token) if !token.trim().is_empty() => state.app.try_authenticate(token).await?,
             _ => None,
         };
         let headers = parts

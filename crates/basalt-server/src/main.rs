@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use basalt_core::{App, AppConfig};
+use basalt_core::{App, AppConfig, PeerEvent};
 use basalt_http::HttpConfig;
 use basalt_store::Store;
+use basalt_store_postgres::{PeerSignal, PgPeers, PgStore};
 use basalt_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -98,17 +99,29 @@ enum SuperuserAction {
     },
 }
 
+/// An opened backend; `pg` is the same store when it is PostgreSQL.
+struct Opened {
+    store: Arc<dyn Store>,
+    pg: Option<Arc<PgStore>>,
+}
+
 fn open_store(data: &DataArgs) -> Result<Arc<dyn Store>> {
+    open_backend(data).map(|opened| opened.store)
+}
+
+fn open_backend(data: &DataArgs) -> Result<Opened> {
     if let Some(url) = data.db.as_deref().filter(|u| !u.is_empty()) {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             bail!("--db must be a postgres:// URL (SQLite is the default and needs no --db)");
         }
-        let store = basalt_store_postgres::PgStore::connect(
-            url,
-            basalt_store_postgres::PgOptions::default(),
-        )
-        .map_err(|error| anyhow::anyhow!("connecting to PostgreSQL: {error}"))?;
-        return Ok(Arc::new(store));
+        let store = Arc::new(
+            PgStore::connect(url, basalt_store_postgres::PgOptions::default())
+                .map_err(|error| anyhow::anyhow!("connecting to PostgreSQL: {error}"))?,
+        );
+        return Ok(Opened {
+            store: store.clone(),
+            pg: Some(store),
+        });
     }
     std::fs::create_dir_all(&data.dir)
         .with_context(|| format!("creating data dir {}", data.dir.display()))?;
@@ -122,7 +135,51 @@ fn open_store(data: &DataArgs) -> Result<Arc<dyn Store>> {
     let path = data.dir.join("data.db");
     let store = SqliteStore::open(Path::new(&path), options)
         .with_context(|| format!("opening {}", path.display()))?;
-    Ok(Arc::new(store))
+    Ok(Opened {
+        store: Arc::new(store),
+        pg: None,
+    })
+}
+
+/// [`basalt_core::Peers`] over the PostgreSQL LISTEN/NOTIFY link.
+struct PgPeerLink(Arc<PgPeers>);
+
+impl basalt_core::Peers for PgPeerLink {
+    fn send(&self, note: String) {
+        self.0.send(note);
+    }
+}
+
+/// Links this node to the other nodes on the same PostgreSQL database: commits made
+/// here are announced to them, and theirs are applied here, in the order received.
+/// Returns once the node listens and has reloaded what it derives from the database
+/// (or after 10 s, logged), so that a node that serves has not missed a change.
+async fn link_peers(app: &App, pg: &PgStore) -> Arc<PgPeers> {
+    let (link, mut signals) = pg.peers();
+    let link = Arc::new(link);
+    app.attach_peers(Arc::new(PgPeerLink(link.clone())));
+    match tokio::time::timeout(std::time::Duration::from_secs(10), signals.recv()).await {
+        Ok(Some(PeerSignal::Connected)) => {
+            if let Err(error) = app.apply_peer_event(PeerEvent::Resync).await {
+                tracing::warn!(%error, "reloading after linking to other nodes failed");
+            }
+        }
+        Ok(Some(PeerSignal::Note(_))) | Ok(None) => {}
+        Err(_) => tracing::warn!("not listening to other nodes after 10 s; serving anyway"),
+    }
+    let app = app.clone();
+    tokio::spawn(async move {
+        while let Some(signal) = signals.recv().await {
+            let event = match signal {
+                PeerSignal::Note(note) => PeerEvent::Note(note),
+                PeerSignal::Connected => PeerEvent::Resync,
+            };
+            if let Err(error) = app.apply_peer_event(event).await {
+                tracing::warn!(%error, "applying a note from another node failed");
+            }
+        }
+    });
+    link
 }
 
 fn main() -> std::process::ExitCode {
@@ -216,10 +273,14 @@ fn app_config(data: &DataArgs) -> Result<AppConfig> {
 }
 
 async fn serve(http: String, origins: Vec<String>, max_body: usize, data: DataArgs) -> Result<()> {
-    let store = open_store(&data)?;
+    let Opened { store, pg } = open_backend(&data)?;
     let app = App::open(store, app_config(&data)?)
         .await
         .context("opening the app")?;
+    let peers = match pg.as_deref() {
+        Some(pg) => Some(link_peers(&app, pg).await),
+        None => None,
+    };
     // Files no record references (a crash between storing an upload and its commit,
     // a deleted record whose cleanup failed) are swept at start and every 6 hours.
     let sweeper = app.clone();
@@ -260,6 +321,10 @@ async fn serve(http: String, origins: Vec<String>, max_body: usize, data: DataAr
     })
     .await
     .context("serving")?;
+    if let Some(peers) = peers {
+        // Sends the notes still queued; blocking, so off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || peers.close()).await;
+    }
     app.close();
     Ok(())
 }

@@ -32,6 +32,7 @@
 
 mod conn;
 mod error;
+mod peers;
 mod value;
 mod worker;
 
@@ -45,6 +46,9 @@ use basalt_store::{Dialect, ErrorKind, ReadJob, Store, StoreError, WriteJob};
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
+pub use crate::peers::{
+    CHANNEL, EVENT_RETENTION, MAX_INLINE, PeerSignal, PeerStats, PgPeers, SEND_DEADLINE,
+};
 use crate::worker::{Job, Shared, Worker};
 
 /// Options for [`PgStore::connect`]. Build with struct update syntax over `default()`.
@@ -204,6 +208,11 @@ impl Store for PgStore {
             Some(Job::Write(job)) => job.finish(Err(unavailable())),
             None => {}
         }
+    }
+
+    /// Every connection drops its prepared statements before its next job.
+    fn schema_changed(&self) {
+        self.shared.schema_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Stops accepting jobs, lets the workers finish every queued job, then joins them

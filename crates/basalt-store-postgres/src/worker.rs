@@ -63,8 +63,10 @@ pub(crate) struct Worker {
     cache: StatementCache,
 }
 
-/// Opens a connection. A refused or unreachable server is `Unavailable`; a server that
-/// answers with an error (bad password, missing database) keeps its mapped kind.
+/// Opens a connection. A refused or unreachable server is `Unavailable`, and so is a
+/// database that is not accepting connections for now (SQLSTATE 55000, `ALLOW_CONNECTIONS
+/// false`); a server that answers with another error (bad password, missing database)
+/// keeps its mapped kind.
 pub(crate) fn connect(shared: &Shared) -> Result<Client, StoreError> {
     match shared.config.connect(NoTls) {
         Ok(client) => {
@@ -73,10 +75,10 @@ pub(crate) fn connect(shared: &Shared) -> Result<Client, StoreError> {
         }
         Err(error) => {
             let mapped = map_error(&error);
-            let kind = if error.as_db_error().is_some() {
-                mapped.kind()
-            } else {
-                ErrorKind::Unavailable
+            let kind = match error.as_db_error() {
+                Some(db) if db.code().code() == "55000" => ErrorKind::Unavailable,
+                Some(_) => mapped.kind(),
+                None => ErrorKind::Unavailable,
             };
             Err(StoreError::new(
                 kind,

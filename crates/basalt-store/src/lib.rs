@@ -161,6 +161,10 @@ pub trait Store: Send + Sync + 'static {
     fn submit_write(&self, job: Box<dyn WriteJob>);
     /// Waits until every queued job has finished and stops accepting new ones.
     fn close(&self);
+    /// Tells the backend that the schema was changed by someone else (another node on
+    /// the same database), so that per-connection caches of prepared statements are
+    /// dropped. DDL run through the store itself needs no call.
+    fn schema_changed(&self) {}
 }
 
 struct ReadOnce<F, T, E> {

@@ -19,7 +19,7 @@ use std::sync::{Arc, Weak};
 
 use basalt_schema::Collection;
 use basalt_sql::SqlQuery;
-use basalt_sql::filter::{CompiledExpr, SelectBuilder};
+use basalt_sql::filter::{CompiledExpr, NEW_RECORD_CTE, SelectBuilder, create_check};
 use basalt_store::Conn;
 use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
@@ -64,6 +64,9 @@ pub(crate) struct Change {
     pub(crate) previous_token_key: Option<Json>,
     /// For deletes: the allowed groups, decided before the delete.
     pub(crate) decided: Option<Vec<Group>>,
+    /// A delete committed through another node: the row is gone, so access is checked
+    /// against `record` itself instead of the table.
+    pub(crate) gone: bool,
 }
 
 impl Change {
@@ -83,6 +86,24 @@ impl Change {
             record: after,
             previous_token_key,
             decided: None,
+            gone: false,
+        }
+    }
+
+    /// A change committed through another node (see `cluster`).
+    pub(crate) fn remote(
+        collection: Arc<Collection>,
+        action: Action,
+        record: Map<String, Json>,
+        previous_token_key: Option<Json>,
+    ) -> Change {
+        Change {
+            collection,
+            action,
+            record,
+            previous_token_key,
+            decided: None,
+            gone: action == Action::Delete,
         }
     }
 
@@ -149,8 +170,14 @@ fn token_secret(collection: &Collection) -> Option<&str> {
 }
 
 impl App {
-    /// Groups the subscriptions matching a change and builds their checks.
-    fn plan(&self, collection: &Arc<Collection>, record_id: &str) -> Vec<Group> {
+    /// Groups the subscriptions matching a change and builds their checks; with `gone`
+    /// (a record no longer in the table) the checks read that record instead of the row.
+    fn plan(
+        &self,
+        collection: &Arc<Collection>,
+        record_id: &str,
+        gone: Option<&Map<String, Json>>,
+    ) -> Vec<Group> {
         let broker = self.realtime();
         let targets = broker.targets(&collection.name, &collection.id, record_id);
         if targets.is_empty() {
@@ -223,7 +250,8 @@ impl App {
                 body: Map::new(),
                 context: "realtime".into(),
             };
-            let check = self.access_check(&schema, collection, rule, record_id, &info, &options);
+            let check =
+                self.access_check(&schema, collection, rule, record_id, gone, &info, &options);
             index.insert(key, groups.len());
             groups.push(Group {
                 info,
@@ -237,12 +265,14 @@ impl App {
 
     /// The check of one group: the collection's rule (unless superuser) AND the
     /// subscription's filter (client-filter restrictions unless superuser) on the record.
+    #[allow(clippy::too_many_arguments)]
     fn access_check(
         &self,
         schema: &Schema,
         collection: &Collection,
         rule: Option<&str>,
         record_id: &str,
+        gone: Option<&Map<String, Json>>,
         info: &RequestInfo,
         options: &SubOptions,
     ) -> Check {
@@ -278,6 +308,15 @@ impl App {
         }
         let dialect = self.store().dialect();
         let always = CompiledExpr::always(dialect);
+        if let Some(record) = gone {
+            return Check::Query(gone_check(
+                dialect,
+                collection,
+                record,
+                [rule.as_deref(), filter.as_deref()],
+                &ctx,
+            ));
+        }
         let query = SelectBuilder::new(dialect, collection, &ctx)
             .filter(rule.as_deref().unwrap_or(&always))
             .filter(filter.as_deref().unwrap_or(&always))
@@ -301,7 +340,7 @@ impl App {
             .unwrap_or_default()
             .to_string();
         let mut groups = if self.realtime().has_clients() {
-            self.plan(collection, &id)
+            self.plan(collection, &id, None)
         } else {
             Vec::new()
         };
@@ -315,13 +354,25 @@ impl App {
             record,
             previous_token_key: None,
             decided: Some(groups),
+            gone: false,
         }
     }
 
-    /// Publishes committed changes: auth changes take effect at once (a changed token
-    /// key or a deleted auth record turns its realtime clients into guests), then the
-    /// events are queued for the dispatcher.
+    /// Publishes committed changes: tells the other nodes (if any), then publishes them
+    /// to this node's subscribers.
     pub(crate) async fn publish(&self, changes: Vec<Change>) {
+        if let Some(peers) = self.peers() {
+            for change in &changes {
+                peers.send(crate::cluster::record_note(change));
+            }
+        }
+        self.publish_local(changes).await;
+    }
+
+    /// Publishes committed changes to this node's subscribers: auth changes take effect
+    /// at once (a changed token key or a deleted auth record turns its realtime clients
+    /// into guests), then the events are queued for the dispatcher.
+    pub(crate) async fn publish_local(&self, changes: Vec<Change>) {
         if changes.is_empty() {
             return;
         }
@@ -374,7 +425,8 @@ impl App {
         let groups = match change.decided {
             Some(groups) => groups,
             None => {
-                let mut groups = self.plan(&change.collection, &id);
+                let gone = change.gone.then_some(&change.record);
+                let mut groups = self.plan(&change.collection, &id, gone);
                 if groups.iter().any(|g| matches!(g.check, Check::Query(_))) {
                     let queries: Vec<(usize, SqlQuery)> = groups
                         .iter_mut()
@@ -444,6 +496,38 @@ impl App {
             broker.send(&client, message);
         }
     }
+}
+
+/// The check of a record that is no longer in its table (a delete committed through
+/// another node): the record as a one-row CTE, as for a create rule, under each
+/// condition; a row comes back when all of them hold.
+///
+/// ```text
+/// SELECT 1 WHERE (WITH "__basalt_new" AS (SELECT ?1 AS "id", ...)
+///                 SELECT COUNT(*) FROM "__basalt_new" WHERE (rule) AND (filter)) > 0
+/// ```
+///
+/// Relations are followed into their (current) tables, so a condition on records that
+/// the same delete cascaded away sees them gone, where the local check, made inside the
+/// transaction before the delete, still saw them.
+fn gone_check(
+    dialect: basalt_sql::Dialect,
+    collection: &Collection,
+    record: &Map<String, Json>,
+    conditions: [Option<&CompiledExpr>; 2],
+    ctx: &basalt_sql::filter::RequestContext,
+) -> SqlQuery {
+    let always = CompiledExpr::always(dialect);
+    let mut query = create_check(dialect, collection, record, &always, ctx);
+    let cte = dialect.quote_ident(NEW_RECORD_CTE);
+    let mut first = true;
+    for condition in conditions.into_iter().flatten() {
+        query.sql.push_str(if first { " WHERE " } else { " AND " });
+        first = false;
+        condition.render_into(ctx, &cte, &mut query.sql, &mut query.binds);
+    }
+    query.sql = format!("SELECT 1 WHERE ({}) > 0", query.sql);
+    query
 }
 
 /// Runs the queries; returns the indexes whose query found the record.

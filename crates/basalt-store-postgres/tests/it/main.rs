@@ -2,6 +2,7 @@
 //! PostgreSQL-only checks. Every test gets its own fresh database on the server named by
 //! `BASALT_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`), dropped after.
 
+mod peers;
 mod pg;
 
 use std::sync::Arc;
@@ -109,6 +110,14 @@ impl Fresh {
             store: Arc::new(store),
             db,
         }
+    }
+}
+
+impl Fresh {
+    /// The first column of the first row of `sql` (an integer), over a direct connection.
+    pub(crate) fn with_url_count(url: &str, sql: &str) -> i64 {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).expect("direct");
+        client.query_one(sql, &[]).expect("query").get(0)
     }
 }
 
