@@ -85,6 +85,21 @@ fn assign_field_ids(collection: &mut Collection) {
     }
 }
 
+/// Fills the keys an options object leaves out from its defaults, at every depth
+/// (`otp: {enabled: true}` keeps the default code length and email template).
+fn fill_defaults(given: &mut Json, defaults: &Json) {
+    if let (Json::Object(given), Json::Object(defaults)) = (given, defaults) {
+        for (key, value) in defaults {
+            match given.get_mut(key) {
+                Some(inner) => fill_defaults(inner, value),
+                None => {
+                    given.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+}
+
 fn parse_collection(value: Json) -> Result<Collection, CoreError> {
     serde_json::from_value::<Collection>(value).map_err(|error| {
         CoreError::invalid("Failed to load the submitted data due to invalid formatting.", BTreeMap::from([("_".to_string(), json!({"code": "validation_invalid_format", "message": sentence(&error.to_string())}))]))
@@ -126,7 +141,12 @@ impl App {
                 .unwrap_or(json!({}));
             if let Json::Object(defaults) = defaults {
                 for (key, value) in defaults {
-                    object.entry(key).or_insert(value);
+                    match object.get_mut(&key) {
+                        Some(given) => fill_defaults(given, &value),
+                        None => {
+                            object.insert(key, value);
+                        }
+                    }
                 }
             }
         }

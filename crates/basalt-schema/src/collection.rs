@@ -180,8 +180,8 @@ impl AuthOptions {
                 "duration": 180,
                 "length": 8,
                 "emailTemplate": template(
-                    "Your {APP_NAME} sign-in code",
-                    "<p>Hello,</p><p>Your one-time sign-in code is <strong>{OTP}</strong>.</p>"
+                    "OTP for {APP_NAME}",
+                    "<p>Hello,</p><p>Your one-time password is: <strong>{OTP}</strong></p><p>It expires soon. If you did not ask for it, ignore this email.</p>"
                 )
             }),
             auth_token: TokenConfig::new(432_000),
