@@ -4,7 +4,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import { getTokenPayload } from 'pocketbase';
 import {
   BASE_URL,
@@ -17,77 +16,11 @@ import {
   superuserClient,
   uniqueName,
 } from './helpers.js';
+import { startSmtpSink } from './smtp.js';
 
 const APP_URL = 'https://app.example.test';
 const APP_NAME = 'Conformance App';
 const PASSWORD = 'first-password-1';
-
-// ---------------------------------------------------------------------------------
-// A small SMTP receiver: 220 greeting, EHLO/HELO/MAIL/RCPT/DATA/RSET/NOOP/QUIT.
-
-function qpDecode(text) {
-  const joined = text.replace(/=\r?\n/g, '');
-  const bytes = [];
-  for (let i = 0; i < joined.length; i++) {
-    const hex = joined.slice(i + 1, i + 3);
-    if (joined[i] === '=' && /^[0-9A-Fa-f]{2}$/.test(hex)) {
-      bytes.push(parseInt(hex, 16));
-      i += 2;
-    } else {
-      bytes.push(...Buffer.from(joined[i], 'utf8'));
-    }
-  }
-  return Buffer.from(bytes).toString('utf8');
-}
-
-function startSmtpSink() {
-  const mails = [];
-  const server = net.createServer((socket) => {
-    let buffer = '';
-    let inData = false;
-    let data = '';
-    let rcpt = [];
-    socket.write('220 sink.test ESMTP\r\n');
-    socket.on('data', (chunk) => {
-      buffer += chunk.toString('utf8');
-      let at;
-      while ((at = buffer.indexOf('\r\n')) >= 0) {
-        const line = buffer.slice(0, at);
-        buffer = buffer.slice(at + 2);
-        if (inData) {
-          if (line === '.') {
-            inData = false;
-            mails.push({ rcpt, text: qpDecode(data) });
-            rcpt = [];
-            data = '';
-            socket.write('250 2.0.0 queued\r\n');
-          } else {
-            data += (line.startsWith('.') ? line.slice(1) : line) + '\n';
-          }
-          continue;
-        }
-        const verb = line.split(' ')[0].toUpperCase();
-        if (verb === 'EHLO') socket.write('250-sink.test\r\n250 8BITMIME\r\n');
-        else if (verb === 'MAIL') {
-          rcpt = [];
-          socket.write('250 2.1.0 ok\r\n');
-        } else if (verb === 'RCPT') {
-          rcpt.push(line.replace(/^RCPT TO:\s*/i, '').replace(/[<>]/g, '').trim());
-          socket.write('250 2.1.5 ok\r\n');
-        } else if (verb === 'DATA') {
-          inData = true;
-          socket.write('354 go ahead\r\n');
-        } else if (verb === 'QUIT') {
-          socket.end('221 2.0.0 bye\r\n');
-        } else socket.write('250 2.0.0 ok\r\n');
-      }
-    });
-    socket.on('error', () => {});
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => resolve({ server, mails, port: server.address().port }));
-  });
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
