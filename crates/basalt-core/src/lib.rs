@@ -17,6 +17,7 @@ mod error;
 mod expand;
 mod files;
 mod mail;
+mod migrate;
 mod otp;
 mod realtime;
 mod records;
@@ -32,6 +33,7 @@ pub use cluster::{PeerEvent, Peers};
 pub use collections::public_collection;
 pub use error::{CoreError, sentenize};
 pub use files::{DEFAULT_MAX_FILE_SIZE, ORPHAN_MIN_AGE, Upload};
+pub use migrate::MigrationReport;
 pub use realtime::{
     Broker, ConnectError, Connection, MAX_CLIENT_ID_LEN, MAX_SUBSCRIPTIONS, MAX_TOPIC_LEN, Message,
     RealtimeConfig, RealtimeStats,

@@ -66,6 +66,16 @@ enum Command {
         #[command(subcommand)]
         action: SuperuserAction,
     },
+    /// Copies a whole app (settings, collections, records) from one database to a new,
+    /// empty one and verifies it: a data dir (SQLite) or a postgres:// URL on each side.
+    MigrateData {
+        /// The source: a data dir or a postgres:// URL.
+        #[arg(long)]
+        from: String,
+        /// The target (must be new): a data dir or a postgres:// URL.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -212,7 +222,63 @@ fn run(cli: Cli) -> Result<()> {
             data,
         } => runtime.block_on(serve(http, origins, max_body, data)),
         Command::Superuser { action } => runtime.block_on(superuser(action)),
+        Command::MigrateData { from, to } => runtime.block_on(migrate_data(&from, &to)),
     }
+}
+
+/// A data dir or a postgres:// URL as the data arguments of a command.
+fn data_args(spec: &str) -> DataArgs {
+    let pg = spec.starts_with("postgres://") || spec.starts_with("postgresql://");
+    DataArgs {
+        dir: if pg {
+            PathBuf::from("./basalt_data")
+        } else {
+            PathBuf::from(spec)
+        },
+        db: pg.then(|| spec.to_string()),
+        synchronous: SyncMode::Full,
+    }
+}
+
+async fn migrate_data(from: &str, to: &str) -> Result<()> {
+    if from == to {
+        bail!("--from and --to are the same");
+    }
+    let source_args = data_args(from);
+    if source_args.db.is_none() && !source_args.dir.join("data.db").is_file() {
+        bail!("{from} holds no data.db");
+    }
+    let source = App::open(open_backend(&source_args)?.store, AppConfig::default())
+        .await
+        .context("opening the source")?;
+    let target = App::open(open_backend(&data_args(to))?.store, AppConfig::default())
+        .await
+        .context("opening the target")?;
+    let outcome = source.migrate_into(&target).await;
+    source.close();
+    target.close();
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => bail!(
+            "{}",
+            error.body()["message"]
+                .as_str()
+                .unwrap_or("migration failed")
+        ),
+    };
+    for (name, rows, checksum) in &report.tables {
+        println!("{name}: {rows} records, sha256 {checksum} (verified)");
+    }
+    for view in &report.views {
+        println!("{view}: view re-created");
+    }
+    println!(
+        "Copied {} collections and {} records from {from} to {to}.",
+        report.tables.len() + report.views.len(),
+        report.tables.iter().map(|(_, rows, _)| rows).sum::<u64>()
+    );
+    println!("Uploaded files are not copied: copy or share <dir>/storage, or use S3.");
+    Ok(())
 }
 
 async fn superuser(action: SuperuserAction) -> Result<()> {

@@ -21,6 +21,7 @@ mod files;
 mod files_s3;
 mod health;
 mod lifecycle;
+mod migrate;
 mod multinode;
 mod realtime;
 mod realtime_matrix;
