@@ -40,13 +40,23 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let auth = match parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        {
+        let resolved = parts
+            .extensions
+            .get::<crate::ratelimit::ResolvedAuth>()
+            .map(|r| r.0.clone());
+        let auth = match (
+            resolved,
+            parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        ) {
+            // Already resolved by the rate limiter.
+            (Some(auth), _) => auth,
             // A database outage answers 503 rather than treating the caller as a guest.
-            Some(token) if !token.trim().is_empty() => state.app.try_authenticate(token).await?,
+            (None, Some(token)) if !token.trim().is_empty() => {
+                state.app.try_authenticate(token).await?
+            }
             _ => None,
         };
         let headers = parts

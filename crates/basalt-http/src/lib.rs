@@ -15,6 +15,7 @@ mod extract;
 mod fields;
 mod files;
 mod health;
+mod ratelimit;
 mod realtime;
 mod records;
 mod settings;
@@ -56,13 +57,19 @@ pub struct AppState {
     pub app: App,
     /// HTTP options.
     pub config: HttpConfig,
+    /// Rate limit counters (per node).
+    pub(crate) limiter: std::sync::Arc<ratelimit::Limiter>,
 }
 
 /// Builds the whole router.
 pub fn app(app: App, config: HttpConfig) -> Router {
     let cors = cors_layer(&config.origins);
     let max_body = config.max_body;
-    let state = AppState { app, config };
+    let state = AppState {
+        app,
+        config,
+        limiter: Default::default(),
+    };
     Router::new()
         .merge(health::router())
         .merge(settings::router())
@@ -75,9 +82,15 @@ pub fn app(app: App, config: HttpConfig) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state.clone())
+        .layer(middleware::from_fn({
+            let state = state.clone();
+            move |req, next| {
+                let limit = body_limit(&state, &req, max_body);
+                limit_body(req, next, limit)
+            }
+        }))
         .layer(middleware::from_fn(move |req, next| {
-            let limit = body_limit(&state, &req, max_body);
-            limit_body(req, next, limit)
+            ratelimit::rate_limit(state.clone(), req, next)
         }))
         .layer(cors)
         .layer(middleware::from_fn(security_headers))
