@@ -239,6 +239,23 @@ pub(crate) fn hash_password(plain: &str, cost: u32) -> Result<String, CoreError>
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password(&random_string(20), 10).unwrap_or_default());
 
+/// [`DUMMY_HASH`] at the collection's bcrypt cost (a cheaper or dearer dummy would tell
+/// unknown identities from known ones by time), made once per cost.
+fn dummy_hash(cost: u32) -> String {
+    static BY_COST: std::sync::LazyLock<
+        parking_lot::Mutex<std::collections::HashMap<u32, String>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let cost = if cost == 0 { 10 } else { cost };
+    if cost == 10 {
+        return DUMMY_HASH.clone();
+    }
+    BY_COST
+        .lock()
+        .entry(cost)
+        .or_insert_with(|| hash_password(&random_string(20), cost).unwrap_or_default())
+        .clone()
+}
+
 fn password_cost(collection: &Collection) -> u32 {
     collection
         .field("password")
@@ -420,7 +437,7 @@ impl App {
             .and_then(|r| r.get("password"))
             .and_then(Json::as_str)
             .map(str::to_string)
-            .unwrap_or_else(|| DUMMY_HASH.clone());
+            .unwrap_or_else(|| dummy_hash(password_cost(&collection)));
         let plain = password.to_string();
         let matches = self
             .with_hashing(move || bcrypt::verify(plain, &hash).unwrap_or(false))

@@ -1681,6 +1681,75 @@ on_both_backends!(
     }
 );
 
+on_both_backends!(
+    logins_and_otp_requests_for_known_and_unknown_identities_take_the_same_time,
+    |harness: Harness| async move {
+        let _sink = setup(&harness).await;
+        let app = &harness.app;
+        // A cheap bcrypt cost keeps 400 logins quick; it also catches a dummy hash made
+        // at another cost than the collection's (unknown emails would answer faster).
+        let users_json = serde_json::to_value(users(&harness).as_ref()).expect("json");
+        let mut fields = users_json["fields"].clone();
+        for field in fields.as_array_mut().expect("fields") {
+            if field["name"] == "password" {
+                field["cost"] = json!(8);
+            }
+        }
+        app.update_collection("users", json!({"fields": fields, "otp": {"enabled": true}}))
+            .await
+            .expect("cost 8");
+        create_user(app, "users", "timing@example.com").await;
+        for mode in ["login", "otp"] {
+            let (mut known, mut unknown) = (Vec::new(), Vec::new());
+            for round in 0..40 {
+                let mut order = [
+                    true, true, true, true, true, false, false, false, false, false,
+                ];
+                rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rand::rng());
+                for (i, is_known) in order.into_iter().enumerate() {
+                    let email = if is_known {
+                        "timing@example.com".to_string()
+                    } else {
+                        format!("nobody{round}x{i}@example.com")
+                    };
+                    let started = Instant::now();
+                    let status = if mode == "login" {
+                        app.auth_with_password(
+                            users(&harness),
+                            &email,
+                            "wrong-password",
+                            None,
+                            None,
+                        )
+                        .await
+                        .map(|_| 200)
+                        .unwrap_or_else(|e| e.status())
+                    } else {
+                        app.request_otp(users(&harness), &email)
+                            .await
+                            .map(|_| 200)
+                            .unwrap_or_else(|e| e.status())
+                    };
+                    let took = started.elapsed();
+                    assert_eq!(status, if mode == "login" { 400 } else { 200 }, "{email}");
+                    if is_known {
+                        known.push(took);
+                    } else {
+                        unknown.push(took);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let (known, unknown) = (quantile(&known, 2), quantile(&unknown, 2));
+            let tolerance = (known.max(unknown) / 10).max(Duration::from_micros(3));
+            assert!(
+                known.abs_diff(unknown) <= tolerance,
+                "{mode} medians: known {known:?}, unknown {unknown:?}"
+            );
+        }
+    }
+);
+
 // ---------------------------------------------------------------------------------
 // One-time passwords and MFA.
 
