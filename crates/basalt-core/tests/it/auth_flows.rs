@@ -1252,7 +1252,7 @@ on_both_backends!(
             ("verification", "Verify your Basalt Test email"),
             ("password-reset", "Reset your Basalt Test password"),
             ("email-change", "Confirm your new Basalt Test email"),
-            ("otp", "Your Basalt Test sign-in code"),
+            ("otp", "OTP for Basalt Test"),
             ("login-alert", "Sign-in from a new location"),
         ];
         for (i, (template, subject)) in templates.iter().enumerate() {
