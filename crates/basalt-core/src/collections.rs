@@ -43,6 +43,40 @@ pub fn public_collection(collection: &Collection) -> Json {
     value
 }
 
+/// The first rule of another table collection that no longer compiles against `all`.
+fn broken_rules(app: &App, all: &CollectionList, changed: &str) -> Option<Json> {
+    for other in all.0.iter().filter(|c| c.id != changed && !c.is_view()) {
+        let mut rules: Vec<(&str, &Option<String>)> = rule_keys()
+            .into_iter()
+            .zip([
+                &other.list_rule,
+                &other.view_rule,
+                &other.create_rule,
+                &other.update_rule,
+                &other.delete_rule,
+            ])
+            .collect();
+        if let Some(auth) = &other.auth {
+            rules.push(("authRule", &auth.auth_rule));
+            rules.push(("manageRule", &auth.manage_rule));
+        }
+        for (key, rule) in rules {
+            if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty())
+                && let Err(error) = crate::rules::validate_rule(app, all, other, rule)
+            {
+                return Some(json!({
+                    "code": "validation_breaks_rule",
+                    "message": crate::error::sentenize(&format!(
+                        "The change breaks the {key} of collection \"{}\": {error}",
+                        other.name
+                    )),
+                }));
+            }
+        }
+    }
+    None
+}
+
 fn rule_keys() -> [&'static str; 5] {
     [
         "listRule",
@@ -293,6 +327,13 @@ impl App {
                         }
                 }
             }
+            // A change may not break another collection's rules (a renamed or removed
+            // field they read): those would otherwise fail at request time.
+            if stored_old.is_some()
+                && let Some(broken) = broken_rules(&app, &with_new, &collection.id)
+            {
+                errors.insert("_".to_string(), broken);
+            }
             if !errors.is_empty() {
                 return Err(CoreError::invalid(message, errors));
             }
@@ -369,6 +410,20 @@ impl App {
                 "Failed to delete collection probably due to existing reference in {}.",
                 referencing.join(", ")
             )));
+        }
+        let remaining = CollectionList(
+            self.schema()
+                .collections
+                .iter()
+                .filter(|c| c.id != target.id)
+                .map(|c| (**c).clone())
+                .collect(),
+        );
+        if let Some(broken) = broken_rules(self, &remaining, &target.id) {
+            return Err(CoreError::invalid(
+                "Failed to delete collection.",
+                BTreeMap::from([("_".to_string(), broken)]),
+            ));
         }
         let target_id = target.id.clone();
         let _installing = self.inner.schema_install.lock().await;

@@ -190,3 +190,77 @@ on_both_backends!(
         assert_eq!(tags["values"], json!(["a", "b", "c", "d"]));
     }
 );
+
+on_both_backends!(
+    changes_that_break_another_collections_rules_are_refused,
+    |harness: Harness| async move {
+        let app = &harness.app;
+        app.create_collection(json!({"name": "flags", "fields": [{"name": "on", "type": "bool"}, {"name": "label", "type": "text"}]}))
+            .await
+            .expect("flags");
+        app.create_collection(
+            json!({"name": "gated", "listRule": "@collection.flags.on = true",
+            "fields": [{"name": "t", "type": "text"}]}),
+        )
+        .await
+        .expect("gated");
+        let flags = app.collection("flags").expect("flags");
+        let fields = serde_json::to_value(&flags.fields).expect("fields");
+        let without_on: Vec<_> = fields
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|f| f["name"] != "on")
+            .cloned()
+            .collect();
+        let error = app
+            .update_collection("flags", json!({"fields": without_on}))
+            .await
+            .expect_err("gated's listRule reads flags.on");
+        assert_eq!(error.status(), 400);
+        assert_eq!(
+            error.body()["data"]["_"]["code"],
+            json!("validation_breaks_rule")
+        );
+        assert!(
+            app.collection("flags")
+                .expect("flags")
+                .field("on")
+                .is_some()
+        );
+        // Removing a field no rule reads is fine.
+        let without_label: Vec<_> = fields
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|f| f["name"] != "label")
+            .cloned()
+            .collect();
+        app.update_collection("flags", json!({"fields": without_label}))
+            .await
+            .expect("label is unused");
+        // Deleting the collection a rule reads is refused too.
+        let error = app
+            .delete_collection("flags")
+            .await
+            .expect_err("gated reads flags");
+        assert_eq!(
+            error.body()["data"]["_"]["code"],
+            json!("validation_breaks_rule")
+        );
+        // The list still works (no 500 from a rule that lost its field).
+        let listed = app
+            .list_records(
+                "gated",
+                basalt_core::ListParams {
+                    page: 1,
+                    per_page: 10,
+                    ..Default::default()
+                },
+                basalt_core::RequestInfo::default(),
+            )
+            .await
+            .expect("list");
+        assert_eq!(listed.total_items, 0);
+    }
+);
