@@ -27,6 +27,11 @@ use serde_json::Value as Json;
 use crate::AppState;
 use crate::error::ApiError;
 
+/// The client's address as decided here (trusted proxy headers applied), for the
+/// realtime per-address cap.
+#[derive(Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
+
 /// The caller resolved by the rate limiter, reused by the `Caller` extractor.
 #[derive(Clone)]
 pub(crate) struct ResolvedAuth(pub(crate) Option<Auth>);
@@ -243,11 +248,12 @@ pub(crate) fn client_ip(settings: &Json, req: &Request) -> String {
 /// The middleware.
 pub(crate) async fn rate_limit(state: AppState, mut req: Request, next: Next) -> Response {
     let settings = state.app.settings();
+    let ip = client_ip(&settings, &req);
+    req.extensions_mut().insert(ClientIp(ip.parse().ok()));
     let limits = &settings["rateLimits"];
     if limits["enabled"].as_bool() != Some(true) || req.method() == Method::OPTIONS {
         return next.run(req).await;
     }
-    let ip = client_ip(&settings, &req);
     if ip_list(&limits["excludedIPs"]).contains(&ip) {
         return next.run(req).await;
     }

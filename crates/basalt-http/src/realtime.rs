@@ -29,10 +29,20 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/api/realtime", get(connect).post(subscribe))
 }
 
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+/// The client's address: as the rate limiter decided it (trusted proxy headers
+/// applied), else the TCP peer.
+type Peer = (
+    Option<Extension<crate::ratelimit::ClientIp>>,
+    Option<Extension<ConnectInfo<SocketAddr>>>,
+);
 
 fn peer_ip(peer: &Peer) -> Option<IpAddr> {
-    peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip())
+    match peer {
+        (Some(Extension(crate::ratelimit::ClientIp(Some(ip)))), _) => Some(*ip),
+        (_, connect) => connect
+            .as_ref()
+            .map(|Extension(ConnectInfo(addr))| addr.ip()),
+    }
 }
 
 fn refused(status: StatusCode, message: &str) -> Response {

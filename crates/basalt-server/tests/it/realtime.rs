@@ -52,11 +52,19 @@ impl Sse {
 
     /// Opens a stream; the status and JSON body when it is refused.
     pub async fn try_connect(base: &str) -> Result<Sse, (u16, Json)> {
-        let response = reqwest::Client::new()
-            .get(format!("{base}/api/realtime"))
-            .send()
-            .await
-            .expect("GET /api/realtime");
+        Sse::try_connect_with(base, &[]).await
+    }
+
+    /// [`Sse::try_connect`] with extra request headers.
+    pub async fn try_connect_with(
+        base: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Sse, (u16, Json)> {
+        let mut request = reqwest::Client::new().get(format!("{base}/api/realtime"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("GET /api/realtime");
         let status = response.status().as_u16();
         if status != 200 {
             let body = response.json().await.unwrap_or(Json::Null);
@@ -694,6 +702,51 @@ async fn connection_caps_at_n_and_n_plus_1() {
     let (status, body) = Sse::try_connect(&total.base).await.err().unwrap();
     assert_eq!(status, 503);
     assert_eq!(body["status"], 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_address_cap_follows_trusted_proxy_headers_only() {
+    let server = local_server(RealtimeConfig {
+        max_clients_per_ip: 2,
+        ..RealtimeConfig::default()
+    })
+    .await;
+    let via = |ip: &'static str| [("x-forwarded-for", ip)];
+    // Untrusted: a forged header does not make a new client.
+    let mut open = Vec::new();
+    for ip in ["10.0.0.1", "10.0.0.2"] {
+        open.push(Sse::try_connect_with(&server.base, &via(ip)).await.unwrap());
+    }
+    let refused = Sse::try_connect_with(&server.base, &via("10.0.0.3")).await;
+    assert_eq!(refused.err().map(|(status, _)| status), Some(429));
+    drop(open);
+    // Trusted proxy: the header's address is the client.
+    server
+        .app
+        .update_settings(
+            json!({"trustedProxy": {"headers": ["X-Forwarded-For"], "ips": ["127.0.0.1"]}}),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut first = Vec::new();
+    while first.len() < 2 {
+        match Sse::try_connect_with(&server.base, &via("10.0.0.1")).await {
+            Ok(sse) => first.push(sse),
+            Err((429, _)) if Instant::now() < deadline => {
+                // The earlier streams' slots free once the server sees them end.
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    let third = Sse::try_connect_with(&server.base, &via("10.0.0.1")).await;
+    assert_eq!(third.err().map(|(status, _)| status), Some(429));
+    let other = Sse::try_connect_with(&server.base, &via("10.0.0.2")).await;
+    assert!(
+        other.is_ok(),
+        "another client behind the proxy has its own cap"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
