@@ -27,15 +27,18 @@ WORK = os.path.join(HERE, ".work")
 LUA = os.path.join(HERE, "wrk.lua")
 EMAIL, PASSWORD = "bench@example.com", "bench-password-123"
 N_USERS = 20
+N_TAGS = 50          # the `tags` collection; every post points to 1-3 of them
+TAGS_COLL = "tags"
+EXPAND = "author,tags"
 LIST_RULE_AUTH = "author = @request.auth.id || published = true"
 WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
          "incididunt ut labore et dolore magna aliqua enim ad minim veniam quis nostrud "
          "exercitation").split()
 
-# Targets of issue 4 (records) and issue 8 (file serving): (scenario, minimum
-# Basalt/PocketBase ratio).
+# Targets of issue 4 (records), issue 6 (expand) and issue 8 (file serving): (scenario,
+# minimum Basalt/PocketBase ratio).
 PB_TARGETS = {"view": 5.0, "list": 10.0, "list_skiptotal": 3.0, "create": 8.0,
-              "update": 5.0, "delete": 5.0, "file": 3.0, "thumb": 3.0}
+              "update": 5.0, "delete": 5.0, "expand": 5.0, "file": 3.0, "thumb": 3.0}
 CEILING_TARGETS = {"view": 0.75}
 
 
@@ -112,6 +115,7 @@ class Server:
         self.proc = None
         self.token = None
         self.users_id = None
+        self.tags_id = None
         self.tokens_file = None
 
     def start(self):
@@ -195,8 +199,16 @@ def gen_users():
             for i in range(N_USERS)]
 
 
+def gen_tags():
+    return [{"id": f"t{i:014d}", "name": f"tag {i}"} for i in range(N_TAGS)]
+
+
 def gen_posts(prefix, n, users, seed):
     rnd = random.Random(seed)
+    # the tags come from a generator of their own, so the other columns stay what they were
+    # before the posts had tags
+    trnd = random.Random(seed + 1000)
+    tags = gen_tags()
     rows = []
     for i in range(n):
         words, ln = [], 0
@@ -206,11 +218,12 @@ def gen_posts(prefix, n, users, seed):
             ln += len(w) + 1
         rows.append({"id": f"{prefix}{i:014d}", "title": f"Post number {i}",
                      "body": " ".join(words), "views": rnd.randint(0, 9999),
-                     "published": rnd.random() < 0.5, "author": rnd.choice(users)["id"]})
+                     "published": rnd.random() < 0.5, "author": rnd.choice(users)["id"],
+                     "tags": [t["id"] for t in trnd.sample(tags, trnd.randint(1, 3))]})
     return rows
 
 
-def posts_collection(name, users_id):
+def posts_collection(name, users_id, tags_id):
     return {
         "name": name, "type": "base",
         "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
@@ -220,6 +233,7 @@ def posts_collection(name, users_id):
             {"name": "views", "type": "number"},
             {"name": "published", "type": "bool"},
             {"name": "author", "type": "relation", "collectionId": users_id, "maxSelect": 1},
+            {"name": "tags", "type": "relation", "collectionId": tags_id, "maxSelect": 3},
             {"name": "created", "type": "autodate", "onCreate": True, "onUpdate": False},
             {"name": "updated", "type": "autodate", "onCreate": True, "onUpdate": True},
         ],
@@ -229,14 +243,20 @@ def posts_collection(name, users_id):
 
 
 def setup_app(s, users, collections):
-    """Superuser login, the posts collections, the users; tokens of every user."""
+    """Superuser login, the tags collection and its rows, the posts collections, the users;
+    tokens of every user."""
     c = Conn(s.port)
     s.token = c.must("POST", "/api/collections/_superusers/auth-with-password",
                      {"identity": EMAIL, "password": PASSWORD})["token"]
     c.token = s.token
     s.users_id = c.must("GET", "/api/collections/users")["id"]
+    s.tags_id = c.must("POST", "/api/collections", {
+        "name": TAGS_COLL, "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "name", "type": "text", "required": True}]})["id"]
+    for t in gen_tags():
+        c.must("POST", f"/api/collections/{TAGS_COLL}/records", t)
     for name in collections:
-        c.must("POST", "/api/collections", posts_collection(name, s.users_id))
+        c.must("POST", "/api/collections", posts_collection(name, s.users_id, s.tags_id))
 
     def mk(u):
         cc = Conn(s.port, s.token)
@@ -308,14 +328,60 @@ def check_same_answers(a, b, coll):
                                    f"{ra['totalItems']} vs {rb['totalItems']}, {va[:3]} vs {vb[:3]}")
         one = Conn(a.port).must("GET", f"/api/collections/{coll}/records/p{n:014d}") if coll == "posts" else None
         two = Conn(b.port).must("GET", f"/api/collections/{coll}/records/p{n:014d}") if coll == "posts" else None
-        if one is not None and {k: one[k] for k in ("title", "body", "views", "published", "author")} != \
-                {k: two[k] for k in ("title", "body", "views", "published", "author")}:
+        keys = ("title", "body", "views", "published", "author", "tags")
+        if one is not None and {k: one[k] for k in keys} != {k: two[k] for k in keys}:
             raise RuntimeError(f"{coll}: record p{n:014d} differs between the servers")
     log(f"{coll}: Basalt and PocketBase give the same list totals, pages and records")
 
 
 def set_list_rule(s, coll, rule):
     Conn(s.port, s.token).must("PATCH", f"/api/collections/{coll}", {"listRule": rule})
+
+
+def path_expand(coll):
+    """The expand scenario's request: the list_skiptotal query plus expand=author,tags, so the
+    difference between the two rows is the cost of expanding."""
+    pre, post = path_list(coll, skip_total=True)
+    return pre, post + "&expand=" + urllib.parse.quote(EXPAND)
+
+
+def open_users(s):
+    """The expand scenario reads as a guest: the users' view rule (by default only the user
+    itself) becomes public so that `author` expands; emails stay hidden (emailVisibility false).
+    Returns the rule to restore."""
+    c = Conn(s.port, s.token)
+    old = c.must("GET", "/api/collections/users")["viewRule"]
+    c.must("PATCH", "/api/collections/users", {"viewRule": ""})
+    c.close()
+    return old
+
+
+def check_same_expand(a, b, coll):
+    """Both servers must return the same posts with the same expanded author and tags (ids,
+    and every post's author and all of its 1-3 tags expanded), so neither is measured doing
+    less work."""
+    pre, post = path_expand(coll)
+    for n in (2000, 5000, 8000):
+        got = []
+        for s in (a, b):
+            r = Conn(s.port).must("GET", pre + str(n) + post)
+            items = r["items"]
+            shape = [(x["id"], x["author"], x.get("expand", {}).get("author", {}).get("id"),
+                      x["tags"], [t["id"] for t in x.get("expand", {}).get("tags", [])],
+                      [t["name"] for t in x.get("expand", {}).get("tags", [])]) for x in items]
+            bad = [sh for sh in shape if sh[1] != sh[2] or sh[3] != sh[4] or not 1 <= len(sh[3]) <= 3]
+            if len(items) != 20 or bad:
+                raise RuntimeError(f"{s.name}: expand={EXPAND} on {coll} views>{n}: {len(items)} items, "
+                                   f"not fully expanded: {bad[:2]}")
+            if any("email" in x["expand"]["author"] for x in items):
+                raise RuntimeError(f"{s.name}: expanded users show their email")
+            got.append(shape)
+        if got[0] != got[1]:
+            diff = next(i for i, (x, y) in enumerate(zip(*got)) if x != y)
+            raise RuntimeError(f"{coll}: expand answers differ for views>{n} at item {diff}: "
+                               f"{got[0][diff]} vs {got[1][diff]}")
+    log(f"{coll}: Basalt and PocketBase give the same 20 posts with the same expanded author and "
+        f"tags (3 queries)")
 
 
 # ---------------------------------------------------------------- files (issue 8)
@@ -559,6 +625,17 @@ class Bench:
         for n in names[:2]:
             set_list_rule(self.servers[n], coll, "")
 
+    def expand(self, dataset, coll):
+        """List of 20 posts with expand=author,tags (skipTotal), as a guest."""
+        both = ["basalt", "pocketbase"]
+        old = {n: open_users(self.servers[n]) for n in both}
+        check_same_expand(self.servers["basalt"], self.servers["pocketbase"], coll)
+        pre, post = path_expand(coll)
+        self.measure(dataset, "expand", both, lambda s, r: [pre, post, 2000, 8000], mode="list")
+        for n in both:
+            Conn(self.servers[n].port, self.servers[n].token).must(
+                "PATCH", "/api/collections/users", {"viewRule": old[n]})
+
     def writes(self, dataset, coll, ids_file, users_file):
         both = ["basalt", "pocketbase"]
         path = f"/api/collections/{coll}/records"
@@ -674,6 +751,7 @@ NICE = {"view": "view by random id", "list": "list filter+sort+total",
         "reads_alone": "view by id, alone (burst baseline)",
         "reads_during_login_burst": "view by id during a login burst",
         "logins_during_burst": "logins during the burst (32 more conns)",
+        "expand": "list 20, expand=author,tags (skipTotal)",
         "file": "file 100 KB (`GET /api/files/...`)",
         "thumb": "cached thumb 100x100 of a ~100 KB PNG"}
 
@@ -785,9 +863,11 @@ def report(bench, opts, hwm, started, elapsed):
         f"- load: {wrkv[0] if wrkv else 'wrk'}, {opts.conns} connections, 2 threads, {opts.duration} s per run, "
         f"{opts.rounds} rounds alternating servers (Basalt, PocketBase[, ceiling]) per scenario; medians of the rounds; "
         f"errors are summed over all rounds (non-2xx + socket errors + timeouts > 10 s)",
-        ("- data: " + (f"`posts` {{title, body ~400 chars, views number (indexed), published bool, author relation -> users (indexed)}}, "
+        ("- data: " + (f"`posts` {{title, body ~400 chars, views number (indexed), published bool, author relation -> users (indexed), "
+        f"tags relation (multiple) -> `{TAGS_COLL}` ({N_TAGS} rows {{name}}), 1-3 per post}}, "
         f"{opts.rows:,} rows" + (f", and `posts_big` with {opts.big_rows:,} rows" if opts.big_rows else "") +
-        f"; {N_USERS} users; every record ~600 bytes of JSON; public rules except list_auth"
+        f"; {N_USERS} users; every record ~700 bytes of JSON; public rules except list_auth; "
+        f"expand: users' viewRule \"\" during that scenario, expanded answers checked identical first"
                        if bench.posts_seeded else "no `posts` rows (file serving only)")
         + (f"; file serving (rows `files`): `{FILES_COLL}` {{blob file, thumbs [{THUMB}]}} with one "
            f"{FILE_SIZE:,}-byte binary file and one {IMAGE_W}x{IMAGE_H} RGB PNG of "
@@ -803,7 +883,7 @@ def report(bench, opts, hwm, started, elapsed):
         "disturbed; each run first waits up to 15 s (in all at most 120 s per full run, 30 s per quick run) for the machine to be quiet",
     ]
     md = ["<!-- bench:begin (generated by bench/bench.py; edit outside these markers) -->",
-          "## Latest run", "", *meta, "", table(rows), "", "### Targets (issue 4; file serving: issue 8)", "",
+          "## Latest run", "", *meta, "", table(rows), "", "### Targets (issue 4; expand: issue 6; file serving: issue 8)", "",
           targets(rows, hwm), "", "<!-- bench:end -->"]
     return "\n".join(md), rows
 
@@ -842,6 +922,10 @@ def profile(o, servers, users_file, ids_file):
         set_list_rule(s, "posts", LIST_RULE_AUTH)
         pre, post = path_list("posts", published=False)
         args = [pre, post, lo, hi, s.tokens_file]
+    elif scen == "expand":
+        open_users(s)
+        pre, post = path_expand("posts")
+        args = [pre, post, lo, hi]
     elif scen in ("list", "list_skiptotal"):
         pre, post = path_list("posts", skip_total=scen == "list_skiptotal")
         args = [pre, post, lo, hi]
@@ -857,7 +941,8 @@ def profile(o, servers, users_file, ids_file):
         args = [setup_files(s, gen_blob(FILE_SIZE, 3), gen_png(IMAGE_W, IMAGE_H, 4))[scen]]
     else:
         sys.exit(f"unknown scenario {scen}")
-    mode = "list" if scen.startswith("list") else "get" if scen in ("file", "thumb") else scen
+    mode = ("list" if scen.startswith("list") or scen == "expand"
+            else "get" if scen in ("file", "thumb") else scen)
     # warm-up
     if scen not in ("delete", "create"):
         run_wrk(s, mode, args, 2, o.conns)
@@ -924,7 +1009,7 @@ def main():
     ap.add_argument("--sync", default="full", choices=["full", "normal"])
     ap.add_argument("--no-wait-quiet", dest="wait_quiet", action="store_false",
                     help="do not wait (up to 20 s) for other processes to go quiet before a run")
-    ap.add_argument("--only", default="", help="comma-separated groups: reads,writes,auth,files,big "
+    ap.add_argument("--only", default="", help="comma-separated groups: reads,expand,writes,auth,files,big "
                     "(files alone skips seeding the posts)")
     ap.add_argument("--out", default=None, help="markdown file to update (default: BENCHMARKS.md "
                     "for a full run, bench/.work/BENCHMARKS-quick.md for --quick)")
@@ -941,12 +1026,12 @@ def main():
     QUIET_BUDGET[0] = 30.0 if o.quick else 120.0
     if o.out is None:
         o.out = os.path.join(WORK, "BENCHMARKS-quick.md") if o.quick else os.path.join(ROOT, "BENCHMARKS.md")
-    all_groups = {"reads", "writes", "auth", "files", "big"}
+    all_groups = {"reads", "expand", "writes", "auth", "files", "big"}
     groups = set(filter(None, o.only.split(","))) or all_groups
     if groups - all_groups:
         sys.exit(f"unknown group(s) in --only: {', '.join(sorted(groups - all_groups))}")
     # the posts rows are needed by every group but the file-serving one
-    need_posts = bool(o.profile) or bool(groups & {"reads", "writes", "auth", "big"})
+    need_posts = bool(o.profile) or bool(groups & {"reads", "expand", "writes", "auth", "big"})
     if shutil.which("wrk") is None:
         sys.exit("wrk not found (bench/run.sh installs it with apt-get)")
 
@@ -990,6 +1075,9 @@ def main():
         ds = f"{o.rows // 1000}k"
         if "reads" in groups:
             bench.reads(ds, "posts", ids_file, with_ceiling=True)
+        if "expand" in groups:
+            # before the writes, which change views (and so the pages) differently per server
+            bench.expand(ds, "posts")
         if "writes" in groups:
             bench.writes(ds, "posts", ids_file, users_file)
         if "auth" in groups:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Profile one scenario on one server:
 #   bench/profile.sh SCENARIO [SECONDS] [basalt|pocketbase|ceiling] [bench.py options, e.g. --rows 100000]
-# SCENARIO: view list list_skiptotal list_auth update create delete auth file thumb.
+# SCENARIO: view list list_skiptotal list_auth expand update create delete auth file thumb.
 # Starts that server alone with the benchmark's 10k rows, warms up, then runs wrk for SECONDS
 # (default 10) while `perf stat` (first half: instructions/cycles/CPU per request) and
 # `perf record --call-graph dwarf` (second half) watch the server process. Writes
