@@ -40,6 +40,10 @@ WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod 
 PB_TARGETS = {"view": 5.0, "list": 10.0, "list_skiptotal": 3.0, "create": 8.0,
               "update": 5.0, "delete": 5.0, "expand": 5.0, "file": 3.0, "thumb": 3.0}
 CEILING_TARGETS = {"view": 0.75}
+# Targets of issue 7 (realtime): subscribers, p99 delivery latency, RSS per connection,
+# delivered messages/s vs PocketBase.
+RT_COLL = "rt"
+RT_TARGETS = {"clients": 10_000, "p99_ms": 200.0, "kb_per_conn": 30.0, "vs_pb": 3.0}
 
 
 def log(msg):
@@ -527,6 +531,7 @@ def ours_cpu():
         lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
 
 
+REALTIME_CLIENT_THREADS = 2
 QUIET_BUDGET = [120.0]   # seconds of waiting allowed in a whole benchmark run
 
 
@@ -581,6 +586,8 @@ class Bench:
         self.files_info = None   # sizes of the file-serving data, when that group ran
         self.posts_seeded = True
         self.slow = set()
+        self.rt_results = {}   # (clients, rate, duration) -> {server: [runs]}
+        self.rt_baseline = {}  # server -> VmRSS kB before its first realtime run
 
     def measure(self, dataset, scen, names, args_for, mode=None, duration=None, rounds=None):
         mode = mode or scen
@@ -673,6 +680,68 @@ class Bench:
         both = ["basalt", "pocketbase"]
         self.measure(dataset, "file", both, lambda s, r: [paths[s.name]["file"]], mode="get")
         self.measure(dataset, "thumb", both, lambda s, r: [paths[s.name]["thumb"]], mode="get")
+
+    def realtime(self, binary, clients_list, rates, duration, rounds, drain):
+        """Issue 7: N SSE subscribers (guests) on `rt/*` while a writer creates R records/s for
+        D s; bench/realtime measures delivery latency, counts and the server's RSS. Servers
+        alternate within each round; one configuration after the other."""
+        both = ["basalt", "pocketbase"]
+        for n in both:
+            s = self.servers[n]
+            Conn(s.port, s.token).must("POST", "/api/collections", {
+                "name": RT_COLL, "type": "base",
+                "listRule": "", "viewRule": "", "createRule": "", "updateRule": None, "deleteRule": None,
+                "fields": [{"name": "seq", "type": "number"}, {"name": "sent", "type": "number"},
+                           {"name": "title", "type": "text"}]})
+        for clients in clients_list:
+            for rate in rates:
+                key = (clients, rate, duration)
+                res = self.rt_results.setdefault(key, {n: [] for n in both})
+                for r in range(rounds):
+                    for n in both:
+                        s = self.servers[n]
+                        waited = wait_quiet() if self.o.wait_quiet else 0
+                        cmd = [binary, f"127.0.0.1:{s.port}", RT_COLL, "--clients", str(clients),
+                               "--rate", f"{rate:g}", "--duration", f"{duration:g}", "--pid",
+                               str(s.proc.pid), "--drain", f"{drain:g}",
+                               "--threads", str(REALTIME_CLIENT_THREADS)]
+                        c0 = proc_cpu(s.proc.pid)
+                        b0, o0 = system_busy(), ours_cpu()
+                        w0 = time.time()
+                        p = subprocess.run(cmd, capture_output=True, text=True,
+                                           timeout=duration + drain + 600)
+                        wall = time.time() - w0
+                        m = re.search(r"^RESULT (\{.*\})$", p.stdout, re.M)
+                        if not m:
+                            raise RuntimeError(f"bench/realtime gave no result (exit {p.returncode}):\n"
+                                               f"{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+                        out = json.loads(m.group(1))
+                        server_cpu = proc_cpu(s.proc.pid) - c0
+                        out["server_cpu_s"] = server_cpu
+                        # CPU per delivered message: from the first create to the end of the drain
+                        # (connecting and subscribing excluded)
+                        dl = out["delivered"] or 1
+                        out["cpu_us_per_msg"] = out["server_cpu_write_s"] / dl * 1e6 if out["delivered"] else 0.0
+                        out["client_cpu_us_per_msg"] = out["client_cpu_write_s"] / dl * 1e6
+                        out["foreign_cores"] = max(0.0, (system_busy() - b0 - (ours_cpu() - o0)) / wall)
+                        # the RSS before the server's first realtime run is the baseline: memory a
+                        # server keeps after an earlier run would otherwise hide the cost
+                        base = self.rt_baseline.setdefault(n, out["rss_before_kb"])
+                        out["kb_per_conn"] = ((out["rss_connected_kb"] - base) / out["subscribed"]
+                                              if out["subscribed"] else 0.0)
+                        res[n].append(out)
+                        log(f"realtime N={clients} R={rate:g}/s D={duration:g}s round {r + 1} {n:<10} "
+                            f"subscribed {out['subscribed']}/{clients} in {out['connect_s'] + out['subscribe_s']:.1f}s, "
+                            f"created {out['created']}/{out['planned']}, delivered {out['delivered']}/{out['expected']} "
+                            f"({out['delivered_per_s']:.0f}/s), p50 {out['p50_ms']:.1f} ms p99 {out['p99_ms']:.1f} ms "
+                            f"max {out['max_ms']:.1f} ms, RSS {out['rss_before_kb'] / 1024:.0f} -> "
+                            f"{out['rss_connected_kb'] / 1024:.0f} MB ({out['kb_per_conn']:.1f} KB/conn over the first run's baseline), "
+                            f"server cpu {out['cpu_us_per_msg']:.1f} us/msg, client cpu {out['client_cpu_us_per_msg']:.1f} us/msg, "
+                            f"foreign load {out['foreign_cores']:.2f} cores"
+                            + (f", errors {out['errors']}" if out["errors"] else "")
+                            + (f" (waited {waited:.0f}s for quiet)" if waited > 1 else ""))
+                        # let the server reap the closed streams before the next run
+                        time.sleep(3)
 
     def auth(self, dataset, users_file):
         both = ["basalt", "pocketbase"]
@@ -779,6 +848,104 @@ def table(rows):
     return "\n".join(out)
 
 
+def summarize_rt(bench):
+    rows = []
+    for (clients, rate, duration), per in bench.rt_results.items():
+        entry = {"clients": clients, "rate": rate, "duration": duration, "servers": {}}
+        for n, runs in per.items():
+            if not runs:
+                continue
+            entry["servers"][n] = {
+                **{k: med(runs, k) for k in ("p50_ms", "p99_ms", "delivered_per_s", "kb_per_conn",
+                                             "cpu_us_per_msg", "create_p50_ms")},
+                "max_ms": max(x["max_ms"] for x in runs),
+                "subscribed": min(x["subscribed"] for x in runs),
+                "expected": sum(x["expected"] for x in runs),
+                "delivered": sum(x["delivered"] for x in runs),
+                "missing": sum(x["missing"] for x in runs),
+                "created": sum(x["created"] for x in runs), "planned": sum(x["planned"] for x in runs),
+                "conn_errors": sum(x["connect_errors"] + x["subscribe_errors"] + x["streams_ended_early"]
+                                   for x in runs),
+                "create_errors": sum(x["create_errors"] for x in runs),
+                "rss_connected_mb": max(x["rss_connected_kb"] for x in runs) / 1024,
+                "rss_peak_mb": max(x["rss_peak_kb"] for x in runs) / 1024,
+                "foreign_cores": statistics.mean(x["foreign_cores"] for x in runs),
+                "runs": len(runs),
+            }
+        sv = entry["servers"]
+        if "basalt" in sv and "pocketbase" in sv and sv["pocketbase"]["delivered_per_s"]:
+            entry["vs_pb"] = sv["basalt"]["delivered_per_s"] / sv["pocketbase"]["delivered_per_s"]
+        rows.append(entry)
+    return rows
+
+
+def rt_table(rows):
+    out = ["| subscribers | writes | server | subscribed | p50 ms | p99 ms | max ms | delivered/s "
+           "| delivered / expected | missing | conn errors | RSS MB (connected / peak) | KB per conn "
+           "| server CPU us/msg | Basalt/PB delivered/s | other load (cores) |",
+           "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in rows:
+        first = True
+        for n in ("basalt", "pocketbase"):
+            v = e["servers"].get(n)
+            if not v:
+                continue
+            ratio = f"**{e['vs_pb']:.2f}x**" if first and "vs_pb" in e else ""
+            writes = f"{e['rate']:g}/s x {e['duration']:g} s" + (
+                f" ({v['created']}/{v['planned']} created)" if v["created"] != v["planned"] else "")
+            subs = f"{e['clients']:,}" if first else ""
+            out.append(f"| {subs} | {writes if first else ''} | {n} "
+                       f"| {v['subscribed']:,} | {v['p50_ms']:.1f} | {v['p99_ms']:.1f} | {v['max_ms']:.1f} "
+                       f"| {v['delivered_per_s']:,.0f} | {v['delivered']:,} / {v['expected']:,} | {v['missing']:,} "
+                       f"| {v['conn_errors']} | {v['rss_connected_mb']:.0f} / {v['rss_peak_mb']:.0f} "
+                       f"| {v['kb_per_conn']:.1f} | {v['cpu_us_per_msg']:.1f} | {ratio} | {v['foreign_cores']:.2f} |")
+            first = False
+    return "\n".join(out)
+
+
+def rt_targets(rows):
+    lines = []
+
+    def mark(ok):
+        return "**met**" if ok else "**NOT met**"
+
+    bas = [(e, e["servers"]["basalt"]) for e in rows if "basalt" in e["servers"]]
+    if not bas:
+        return ""
+    big = [(e, v) for e, v in bas if e["clients"] >= RT_TARGETS["clients"]]
+    ok_big = [(e, v) for e, v in big if v["subscribed"] == e["clients"] and not v["missing"]
+              and not v["conn_errors"]]
+    lines.append(f"- realtime: >= {RT_TARGETS['clients']:,} concurrent subscribers, all subscribed and every "
+                 f"event delivered: " + (mark(bool(ok_big)) if big else
+                                         f"**not measured** (largest run: {max(e['clients'] for e, _ in bas):,})"))
+    # p99 is judged at the largest N, lowest write rate; the other configurations are listed
+    main = min(bas, key=lambda x: (-x[0]["clients"], x[0]["rate"]))
+    others = [f"N={e['clients']:,} at {e['rate']:g}/s: {v['p99_ms']:.1f} ms" for e, v in bas if e is not main[0]]
+    lines.append(f"- realtime: p99 delivery latency < {RT_TARGETS['p99_ms']:g} ms (at the largest N and its lowest "
+                 f"write rate): Basalt {main[1]['p99_ms']:.1f} ms (N={main[0]['clients']:,}, "
+                 f"{main[0]['rate']:g} writes/s): {mark(main[1]['p99_ms'] < RT_TARGETS['p99_ms'])}"
+                 + (f"; other runs: {', '.join(others)}" if others else ""))
+    largest = max(bas, key=lambda x: x[0]["clients"])
+    lines.append(f"- realtime: < {RT_TARGETS['kb_per_conn']:g} KB RSS per connection (RSS once all are "
+                 f"subscribed minus RSS before the server's first realtime run, over subscribers): Basalt "
+                 f"{largest[1]['kb_per_conn']:.1f} KB at N={largest[0]['clients']:,}"
+                 + (f" (PocketBase {largest[0]['servers']['pocketbase']['kb_per_conn']:.1f} KB)"
+                    if "pocketbase" in largest[0]["servers"] else "")
+                 + f": {mark(largest[1]['kb_per_conn'] < RT_TARGETS['kb_per_conn'])}")
+    for e, v in bas:
+        if "vs_pb" not in e:
+            continue
+        pb = e["servers"]["pocketbase"]
+        offered = e["clients"] * e["rate"]
+        kept_up = pb["missing"] == 0 and pb["delivered_per_s"] >= 0.9 * pb["subscribed"] * e["rate"]
+        lines.append(f"- realtime: delivered messages/s >= {RT_TARGETS['vs_pb']:g}x PocketBase's "
+                     f"(N={e['clients']:,}, {e['rate']:g} writes/s, offered {offered:,.0f} msg/s): "
+                     f"{e['vs_pb']:.2f}x: {mark(e['vs_pb'] >= RT_TARGETS['vs_pb'])}"
+                     + (" (PocketBase kept up with the offered load here, so the ratio cannot exceed ~1: "
+                        "raise --rt-rate or --rt-clients until PocketBase falls behind)" if kept_up else ""))
+    return "\n".join(lines)
+
+
 def ds_label(ds):
     return ds if ds == "files" else f"{ds} rows"
 
@@ -854,6 +1021,7 @@ def git_rev():
 
 def report(bench, opts, hwm, started, elapsed):
     rows = summarize(bench)
+    rt_rows = summarize_rt(bench)
     wrkv = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()
     meta = [
         f"- date: {started:%Y-%m-%d %H:%M} UTC; run took {elapsed / 60:.1f} min",
@@ -875,6 +1043,18 @@ def report(bench, opts, hwm, started, elapsed):
            f"(file: identical bytes; thumb: a 100x100 PNG, generated and cached before measuring: "
            f"Basalt's {bench.files_info['basalt']:,} bytes, PocketBase's "
            f"{bench.files_info['pocketbase']:,} bytes)" if bench.files_info else "")),
+        *([f"- realtime (issue 7): bench/realtime (Rust, tokio + hyper, {REALTIME_CLIENT_THREADS} runtime threads) opens N "
+           f"SSE streams (`GET /api/realtime`), subscribes each as a guest to `{RT_COLL}/*` "
+           f"(`POST /api/realtime`; listRule/viewRule \"\"), then creates records at R/s for D s "
+           f"(public createRule, 4 keep-alive writer connections), each with its send time (unix us); "
+           f"latency = receive time - send time (includes the create's commit); expected = created x "
+           f"subscribed, missing = expected - unique deliveries after a {opts.rt_drain:g} s drain; "
+           f"delivered/s = unique deliveries / (last delivery - first send); RSS from /proc "
+           f"(before connecting, once all are subscribed, peak while writing); KB per conn = "
+           f"(connected - RSS before that server's first realtime run) / subscribed; server CPU us/msg = the server's CPU time from the first "
+           f"create to the end of the drain / deliveries; p50/p99/delivered/s/KB are medians of "
+           f"{opts.rt_rounds} round(s) alternating servers, max/missing/errors over all rounds; "
+           f"client, writer and server share the 2 cores"] if rt_rows else []),
         "- columns: req/s, p50, p99 are medians over the rounds; errors summed; peak RSS = max VmRSS "
         "sampled every 50 ms while that server was under load; server CPU us/req = the server "
         "process's CPU time (all threads, /proc) divided by requests (less sensitive to noise than "
@@ -882,10 +1062,21 @@ def report(bench, opts, hwm, started, elapsed):
         "part of the benchmark (other engineers' builds): rows with other load above ~0.3 are "
         "disturbed; each run first waits up to 15 s (in all at most 120 s per full run, 30 s per quick run) for the machine to be quiet",
     ]
+    if not rows:   # realtime alone: the wrk and posts lines do not apply
+        meta = [m for m in meta if not m.startswith(("- load:", "- data:", "- columns:"))]
+    body = []
+    if rows:
+        body += [table(rows), ""]
+    if rt_rows:
+        body += ["### Realtime (issue 7)", "", rt_table(rt_rows), ""]
+    tgt = [targets(rows, hwm)] if rows else []
+    if rt_rows:
+        tgt.append(rt_targets(rt_rows))
     md = ["<!-- bench:begin (generated by bench/bench.py; edit outside these markers) -->",
-          "## Latest run", "", *meta, "", table(rows), "", "### Targets (issue 4; expand: issue 6; file serving: issue 8)", "",
-          targets(rows, hwm), "", "<!-- bench:end -->"]
-    return "\n".join(md), rows
+          "## Latest run", "", *meta, "", *body,
+          "### Targets (issue 4; expand: issue 6; file serving: issue 8; realtime: issue 7)", "",
+          "\n".join(tgt), "", "<!-- bench:end -->"]
+    return "\n".join(md), rows, rt_rows
 
 
 def write_md(path, generated):
@@ -1000,6 +1191,16 @@ def main():
     ap.add_argument("--basalt", required=True)
     ap.add_argument("--pocketbase", required=True)
     ap.add_argument("--ceiling", required=True)
+    ap.add_argument("--realtime", default=None, help="the bench/realtime load client (group realtime)")
+    ap.add_argument("--rt-clients", default=None,
+                    help="realtime: comma-separated subscriber counts N (default 10000; quick 1000)")
+    ap.add_argument("--rt-rate", default="10", help="realtime: comma-separated writes/s R (default 10)")
+    ap.add_argument("--rt-duration", type=float, default=None,
+                    help="realtime: seconds of writing D (default 30; quick 5)")
+    ap.add_argument("--rt-rounds", type=int, default=None,
+                    help="realtime: rounds alternating servers (default 2; quick 1)")
+    ap.add_argument("--rt-drain", type=float, default=10.0,
+                    help="realtime: seconds to wait for missing deliveries after the last write")
     ap.add_argument("--quick", action="store_true", help="short runs, 2 rounds, no 100k data set")
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--big-rows", type=int, default=None, help="rows of the second data set (0 = none)")
@@ -1009,8 +1210,8 @@ def main():
     ap.add_argument("--sync", default="full", choices=["full", "normal"])
     ap.add_argument("--no-wait-quiet", dest="wait_quiet", action="store_false",
                     help="do not wait (up to 20 s) for other processes to go quiet before a run")
-    ap.add_argument("--only", default="", help="comma-separated groups: reads,expand,writes,auth,files,big "
-                    "(files alone skips seeding the posts)")
+    ap.add_argument("--only", default="", help="comma-separated groups: reads,expand,writes,auth,files,big,realtime "
+                    "(files or realtime alone skip seeding the posts)")
     ap.add_argument("--out", default=None, help="markdown file to update (default: BENCHMARKS.md "
                     "for a full run, bench/.work/BENCHMARKS-quick.md for --quick)")
     ap.add_argument("--command", default="bench/run.sh")
@@ -1026,12 +1227,20 @@ def main():
     QUIET_BUDGET[0] = 30.0 if o.quick else 120.0
     if o.out is None:
         o.out = os.path.join(WORK, "BENCHMARKS-quick.md") if o.quick else os.path.join(ROOT, "BENCHMARKS.md")
-    all_groups = {"reads", "expand", "writes", "auth", "files", "big"}
+    if o.rt_clients is None:
+        o.rt_clients = "1000" if o.quick else "10000"
+    if o.rt_duration is None:
+        o.rt_duration = 5.0 if o.quick else 30.0
+    if o.rt_rounds is None:
+        o.rt_rounds = 1 if o.quick else 2
+    all_groups = {"reads", "expand", "writes", "auth", "files", "big", "realtime"}
     groups = set(filter(None, o.only.split(","))) or all_groups
     if groups - all_groups:
         sys.exit(f"unknown group(s) in --only: {', '.join(sorted(groups - all_groups))}")
     # the posts rows are needed by every group but the file-serving one
     need_posts = bool(o.profile) or bool(groups & {"reads", "expand", "writes", "auth", "big"})
+    if "realtime" in groups and not o.realtime:
+        sys.exit("group realtime needs --realtime (the bench/realtime client; bench/run.sh builds it)")
     if shutil.which("wrk") is None:
         sys.exit("wrk not found (bench/run.sh installs it with apt-get)")
 
@@ -1088,6 +1297,10 @@ def main():
             bench.files_info = {"png_bytes": len(png),
                                 **{n: p["thumb_bytes"] for n, p in paths.items()}}
             bench.file_serving("files", paths)
+        if "realtime" in groups:
+            bench.realtime(o.realtime, [int(x) for x in o.rt_clients.split(",")],
+                           [float(x) for x in o.rt_rate.split(",")], o.rt_duration, o.rt_rounds,
+                           o.rt_drain)
         if o.big_rows and "big" in groups:
             big = gen_posts("q", o.big_rows, users, 2)
             big_ids = os.path.join(WORK, "tmp", "ids-big.txt")
@@ -1107,9 +1320,11 @@ def main():
         for s in servers:
             s.stop()
     elapsed = time.time() - t0
-    md, rows = report(bench, o, hwm, started, elapsed)
+    md, rows, rt_rows = report(bench, o, hwm, started, elapsed)
     with open(os.path.join(WORK, "results.json"), "w") as f:
-        json.dump({"rows": rows, "hwm_kb": hwm, "date": started.isoformat()}, f, indent=1)
+        json.dump({"rows": rows, "realtime": rt_rows, "hwm_kb": hwm, "date": started.isoformat(),
+                   "realtime_runs": {f"{k[0]}x{k[1]:g}x{k[2]:g}": v for k, v in bench.rt_results.items()}},
+                  f, indent=1)
     print()
     print(md)
     write_md(o.out, md)

@@ -5,8 +5,11 @@
 #                           then the read scenarios on 100k rows; rewrites BENCHMARKS.md
 #   bench/run.sh --quick    ~2-3 min: 10k rows, 2 rounds of 2 s, no 100k set;
 #                           writes bench/.work/BENCHMARKS-quick.md
+#   bench/run.sh --only realtime --out bench/.work/BENCHMARKS-realtime.md
+#                           realtime (issue 7): 10k SSE subscribers, 10 writes/s for 30 s, 2 rounds
 #   Any other argument goes to bench/bench.py (e.g. --only reads,writes --rounds 5,
-#   --out FILE, --sync normal); bench/bench.py --help lists them.
+#   --out FILE, --sync normal, --rt-clients 1000,10000 --rt-rate 10,50); bench/bench.py --help
+#   lists them.
 #
 # Environment: BASALT_BIN=path skips the cargo build and uses that binary;
 # POCKETBASE_VERSION (default 0.40.6).
@@ -55,6 +58,18 @@ log "building the ceiling probe (bench/ceiling)"
 (cd "$here/ceiling" && CARGO_TARGET_DIR="$work/ceiling-target" cargo build --release -q)
 put "$work/ceiling-target/release/basalt-bench-ceiling" "$work/bin/ceiling"
 
+# 5. The realtime load client (issue 7; its own tiny cargo package: tokio + hyper).
+log "building the realtime load client (bench/realtime)"
+(cd "$here/realtime" && CARGO_TARGET_DIR="$work/realtime-target" cargo build --release -q)
+put "$work/realtime-target/release/basalt-bench-realtime" "$work/bin/realtime"
+
+# 10,000 SSE subscribers need ~10k descriptors in the client and in each server: raise the
+# soft fd limit to the hard one (inherited by bench.py, the servers and the client).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if (( $(ulimit -n) < 10100 )); then
+  log "warning: open-files limit $(ulimit -n) is below 10,100; realtime runs with 10k clients will fail"
+fi
+
 cmd="bench/run.sh${*:+ $*}"
 exec python3 "$here/bench.py" --basalt "$work/bin/basalt" --pocketbase "$work/bin/pocketbase" \
-  --ceiling "$work/bin/ceiling" --command "$cmd" "$@"
+  --ceiling "$work/bin/ceiling" --realtime "$work/bin/realtime" --command "$cmd" "$@"
