@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use basalt_schema::{Collection, CollectionType, Field, now_datetime, validate_collection};
+use basalt_schema::{
+    Collection, CollectionType, Field, FieldKind, now_datetime, validate_collection,
+};
 use basalt_sql::ddl;
 use basalt_store::Conn;
 use serde_json::{Map, Value as Json, json};
@@ -636,7 +638,35 @@ fn source_field(
         return None;
     }
     // A password column stays a password field, so it is never exported.
-    source_of(origins, sources, name).map(|(_, field)| field.clone())
+    let (collection, field) = source_of(origins, sources, name)?;
+    if field.name == "id" {
+        // Another collection's id under another name: a relation to that collection.
+        let mut relation = field.clone();
+        relation.kind = FieldKind::Relation {
+            required: false,
+            collection_id: collection.id.clone(),
+            cascade_delete: false,
+            min_select: 0,
+            max_select: 1,
+        };
+        relation.hidden = false;
+        return Some(relation);
+    }
+    Some(field.clone())
+}
+
+/// `Some(integer)` when the view column is an aggregate known to give a number.
+fn aggregate_kind(origins: &[basalt_sql::view::ViewColumn], name: &str) -> Option<bool> {
+    origins.iter().find_map(|o| match o.origin {
+        basalt_sql::view::Origin::Number { integer }
+            if o.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name)) =>
+        {
+            Some(integer)
+        }
+        _ => None,
+    })
 }
 
 /// The collection and field a view column reads (see [`source_field`]).
@@ -731,12 +761,31 @@ fn create_view(
         ) else {
             continue;
         };
-        // A plain column of a collection keeps that field's type and options; other
-        // columns get a type from what the database declares.
+        // A plain column of a collection keeps that field's type and options (another
+        // collection's id becomes a relation to it), aggregates are numbers, other
+        // columns get a type from what the database declares. The view's own id is a
+        // text primary key.
         let source = source_field(&origins, sources, name);
-        let kind = match &source {
-            Some(field) => field.kind.clone(),
-            None => ddl::kind_for_declared_type(declared),
+        let kind = if name == "id" {
+            FieldKind::Text {
+                required: true,
+                min: 0,
+                max: 0,
+                pattern: "^[a-z0-9]+$".into(),
+                autogenerate_pattern: String::new(),
+                primary_key: true,
+            }
+        } else if let Some(field) = &source {
+            field.kind.clone()
+        } else if let Some(integer) = aggregate_kind(&origins, name) {
+            FieldKind::Number {
+                required: false,
+                min: None,
+                max: None,
+                only_int: integer,
+            }
+        } else {
+            ddl::kind_for_declared_type(declared)
         };
         let previous = old.and_then(|o| o.field(name)).filter(|f| {
             f.kind == kind || (source.is_none() && f.kind.type_name() == kind.type_name())

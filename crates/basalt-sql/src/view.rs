@@ -21,8 +21,11 @@ pub enum Origin {
         /// The tables, by name.
         tables: Vec<String>,
     },
-    /// `COUNT(...)`, `TOTAL(...)` and similar: a number.
-    Number,
+    /// `COUNT(...)` and `LENGTH(...)` (integers), `TOTAL`, `SUM` and `AVG` (numbers).
+    Number {
+        /// Whether the result is always an integer.
+        integer: bool,
+    },
     /// An expression or subquery column.
     Unknown,
 }
@@ -273,12 +276,18 @@ fn resolve_table(tables: &[(String, Option<String>)], qualifier: Option<&str>) -
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(q))
             .and_then(|(_, table)| table.clone()),
-        None if tables.len() == 1 => tables[0].1.clone(),
-        None => None,
+        // Unqualified: the first table of the FROM list (PocketBase's reading too).
+        None => tables.first().and_then(|(_, table)| table.clone()),
     }
 }
 
-const NUMBER_FUNCTIONS: &[&str] = &["count", "total", "sum", "avg", "length"];
+const INTEGER_FUNCTIONS: &[&str] = &["count", "length"];
+const NUMBER_FUNCTIONS: &[&str] = &["total", "sum", "avg"];
+
+/// Whether the tokens are exactly one call `f(...)` (not `f(x) + 1`).
+fn ends_call(tokens: &[Token]) -> bool {
+    tokens.len() >= 3 && skip_parens(tokens, 1) == tokens.len()
+}
 
 fn select_item(tokens: &[Token], tables: &[(String, Option<String>)]) -> ViewColumn {
     // Output alias: `... AS name` or a trailing bare name after an expression.
@@ -326,11 +335,20 @@ fn select_item(tokens: &[Token], tables: &[(String, Option<String>)]) -> ViewCol
             }
         }
         [Token::Word(function), Token::Symbol('('), ..]
+            if INTEGER_FUNCTIONS
+                .iter()
+                .any(|f| function.eq_ignore_ascii_case(f))
+                && ends_call(expr) =>
+        {
+            Origin::Number { integer: true }
+        }
+        [Token::Word(function), Token::Symbol('('), ..]
             if NUMBER_FUNCTIONS
                 .iter()
-                .any(|f| function.eq_ignore_ascii_case(f)) =>
+                .any(|f| function.eq_ignore_ascii_case(f))
+                && ends_call(expr) =>
         {
-            Origin::Number
+            Origin::Number { integer: false }
         }
         _ => Origin::Unknown,
     };
@@ -443,16 +461,16 @@ mod tests {
                     unknown(Some("id")),
                     ViewColumn {
                         name: Some("total".into()),
-                        origin: Origin::Number,
+                        origin: Origin::Number { integer: true },
                     },
                     unknown(Some("t2")),
                     unknown(Some("lit")),
                 ],
             ),
             (
-                // Unqualified columns over a join are not guessed.
+                // Unqualified columns over a join read the first table.
                 "SELECT id, title FROM posts, users",
-                vec![unknown(None), unknown(None)],
+                vec![col("id", "posts", "id"), col("title", "posts", "title")],
             ),
             (
                 "WITH x AS (SELECT id FROM posts) SELECT x.id FROM x -- note\n",
