@@ -23,6 +23,7 @@ mod otp;
 mod realtime;
 mod records;
 mod rules;
+mod safe_fetch;
 mod schema;
 mod settings;
 

@@ -7,7 +7,9 @@
 //! Security decisions:
 //! - Outbound requests (token, userinfo, JWKS) use a client with short timeouts that
 //!   follows no redirects and reads at most 1 MiB per answer. The URLs are the
-//!   superuser's configuration, never the client's. Avatars are not downloaded.
+//!   superuser's configuration, never the client's. The avatar URL is the
+//!   provider's (so untrusted): it is fetched into a mapped file field of a new record
+//!   only from public addresses (`safe_fetch`).
 //! - OIDC: the token answer must carry an `id_token`. It is accepted only when signed
 //!   RS256 by a key of the provider's JWKS, or HS256 with the client secret (no other
 //!   algorithm, never `none`), with `aud` = client id, an `exp` in the future, an `iss`
@@ -748,6 +750,7 @@ impl App {
             .as_ref()
             .and_then(|a| a.oauth2.get("mappedFields").cloned())
             .unwrap_or(Json::Null);
+        let mut avatar = None;
         for (meta_key, value) in [
             ("id", &user.id),
             ("name", &user.name),
@@ -761,7 +764,17 @@ impl App {
             let Some(field) = collection.fields.iter().find(|f| f.name == field_name) else {
                 continue;
             };
-            // Text-like fields only; avatars are not downloaded into file fields.
+            if let FieldKind::File { max_size, .. } = &field.kind {
+                if meta_key == "avatarURL" {
+                    let max = if *max_size == 0 {
+                        crate::DEFAULT_MAX_FILE_SIZE as usize
+                    } else {
+                        *max_size as usize
+                    };
+                    avatar = Some((field_name.to_string(), value.clone(), max));
+                }
+                continue;
+            }
             if matches!(
                 field.kind,
                 FieldKind::Text { .. } | FieldKind::Url { .. } | FieldKind::Editor { .. }
@@ -772,9 +785,33 @@ impl App {
         let mut create_info = info.clone();
         create_info.context = "oauth2".into();
         create_info.body = body.clone();
-        let created = self
-            .create_record(&collection.id, body, create_info)
-            .await?;
+        // The avatar is fetched from a public address only (see `safe_fetch`); a failed
+        // or refused download, or a file the field does not accept, leaves it empty.
+        let mut uploads = Vec::new();
+        if let Some((field, url, max)) = &avatar {
+            match crate::safe_fetch::fetch_public(url, *max).await {
+                Ok(bytes) => uploads.push(crate::files::Upload {
+                    key: field.clone(),
+                    filename: avatar_name(url),
+                    bytes,
+                }),
+                Err(error) => tracing::info!(%error, "OAuth2 avatar not downloaded"),
+            }
+        }
+        let created = match self
+            .create_record_with_files(&collection.id, body.clone(), uploads, create_info.clone())
+            .await
+        {
+            Err(CoreError::BadRequest { data, .. })
+                if avatar
+                    .as_ref()
+                    .is_some_and(|(field, ..)| data.contains_key(field)) =>
+            {
+                self.create_record(&collection.id, body, create_info)
+                    .await?
+            }
+            other => other?,
+        };
         let id = str_of(&created, "id").to_string();
         let mut record = self
             .load(collection, &id)
@@ -798,6 +835,17 @@ impl App {
     }
 }
 
+/// The file name of a downloaded avatar: the URL's last segment, or `avatar`.
+fn avatar_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    if last.is_empty() || !path.contains("//") || path.ends_with('/') {
+        "avatar".to_string()
+    } else {
+        last.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -806,8 +854,8 @@ mod tests {
     fn challenge_is_rfc7636_s256() {
         // RFC 7636 appendix B.
         assert_eq!(
-            challenge("dBjftJeZ4CVP-mJ0kJ2n3xbCHm2qbF0n2uGvLm0f-Y0"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbkr7N9XoUeo"
+            challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         assert_ne!(nonce_for("a"), nonce_for("b"));
     }

@@ -64,6 +64,8 @@ struct Idp {
     spoil: Mutex<Spoil>,
     /// A userinfo answer replacing the real one (for broken-provider cases).
     userinfo_override: Mutex<Option<Json>>,
+    /// Requests that reached `/avatar.png` or `/to-avatar`.
+    avatar_hits: std::sync::atomic::AtomicUsize,
 }
 
 type Shared = Arc<Idp>;
@@ -242,6 +244,30 @@ async fn userinfo(State(idp): State<Shared>, headers: HeaderMap) -> Response {
     axum::Json(user).into_response()
 }
 
+/// A 1x1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0,
+    1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44, 0x41, 0x54,
+    0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+async fn avatar(State(idp): State<Shared>) -> Response {
+    idp.avatar_hits
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ([("content-type", "image/png")], PNG).into_response()
+}
+
+async fn to_avatar(State(idp): State<Shared>) -> Response {
+    idp.avatar_hits
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    (
+        StatusCode::FOUND,
+        [("location", format!("{}/avatar.png", idp.base))],
+    )
+        .into_response()
+}
+
 async fn jwks() -> Response {
     axum::Json(json!({"keys": [
         {"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256", "n": KEY_N, "e": "AQAB"}
@@ -259,12 +285,15 @@ async fn start_idp() -> Shared {
         access: Mutex::new(HashMap::new()),
         spoil: Mutex::new(Spoil::None),
         userinfo_override: Mutex::new(None),
+        avatar_hits: std::sync::atomic::AtomicUsize::new(0),
     });
     let router = Router::new()
         .route("/authorize", get(authorize))
         .route("/token", post(token))
         .route("/userinfo", get(userinfo))
         .route("/jwks", get(jwks))
+        .route("/avatar.png", get(avatar))
+        .route("/to-avatar", get(to_avatar))
         .with_state(idp.clone());
     tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();
@@ -795,4 +824,54 @@ async fn sign_in_disabled(app: &TestApp) -> (u16, Json) {
         Some(json!({"provider": "oidc", "code": "c", "codeVerifier": "v", "redirectURL": "http://x"})),
     )
     .await
+}
+
+#[tokio::test]
+async fn avatar_urls_to_internal_addresses_are_never_fetched() {
+    let (app, idp) = setup().await;
+    app.expect(
+        200,
+        Method::PATCH,
+        "/api/collections/users",
+        &Who::Superuser,
+        Some(json!({"oauth2": {
+            "enabled": true,
+            "mappedFields": {"name": "name", "avatarURL": "avatar"},
+            "providers": [provider(&idp, "oidc")],
+        }})),
+    )
+    .await;
+    let port = idp.base.rsplit(':').next().unwrap().to_string();
+    let urls = [
+        format!("http://127.0.0.1:{port}/avatar.png"),
+        format!("http://localhost:{port}/avatar.png"),
+        format!("http://[::ffff:127.0.0.1]:{port}/avatar.png"),
+        format!("http://[::1]:{port}/avatar.png"),
+        format!("http://2130706433:{port}/avatar.png"),
+        format!("http://0.0.0.0:{port}/avatar.png"),
+        format!("http://127.0.0.1:{port}/to-avatar"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/a.png".to_string(),
+        "http://100.64.0.1/a.png".to_string(),
+    ];
+    for (n, url) in urls.iter().enumerate() {
+        let mut person = user(
+            &format!("sub-av{n}"),
+            &format!("av{n}@example.com"),
+            true,
+            "Av",
+        );
+        person["picture"] = json!(url);
+        *idp.session.lock().unwrap() = person;
+        let (status, body) = sign_in(&app, &idp, "oidc", &Who::Guest, None, None).await;
+        // The sign-in succeeds without the avatar.
+        assert_eq!(status, 200, "{url}: {body}");
+        assert_eq!(body["record"]["avatar"], "", "{url}");
+        assert_eq!(body["meta"]["avatarURL"], json!(url));
+    }
+    assert_eq!(
+        idp.avatar_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "an internal avatar URL was fetched"
+    );
 }
