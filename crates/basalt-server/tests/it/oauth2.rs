@@ -314,7 +314,11 @@ fn provider(idp: &Idp, name: &str) -> Json {
 
 /// A server whose `users` collection signs in with the test provider as `oidc` and `oidc2`.
 async fn setup() -> (TestApp, Shared) {
-    let app = TestApp::spawn().await;
+    setup_with(&[]).await
+}
+
+async fn setup_with(args: &[&str]) -> (TestApp, Shared) {
+    let app = TestApp::spawn_with(args).await;
     let idp = start_idp().await;
     app.expect(
         200,
@@ -473,6 +477,32 @@ async fn auth_methods_lists_the_provider_with_state_and_pkce() {
 #[tokio::test]
 async fn code_flow_creates_a_user_then_signs_the_same_user_in() {
     let (app, idp) = setup().await;
+    code_flow(&app, &idp).await;
+}
+
+#[tokio::test]
+async fn code_flow_and_takeover_rules_on_postgres() {
+    let db = crate::multinode::TestDb::create().await;
+    let out = crate::support::run_cli(&[
+        "superuser",
+        "upsert",
+        crate::support::SU_EMAIL,
+        crate::support::SU_PASSWORD,
+        "--db",
+        &db.url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (app, idp) = setup_with(&["--db", &db.url]).await;
+    code_flow(&app, &idp).await;
+    takeover(&app, &idp).await;
+}
+
+async fn code_flow(app: &TestApp, idp: &Idp) {
+    let (app, idp) = (app, idp);
     *idp.session.lock().unwrap() = user("sub-alice", "alice@example.com", true, "Alice");
     let (status, body) = sign_in(&app, &idp, "oidc", &Who::Guest, None, None).await;
     assert_eq!(status, 200, "{body}");
@@ -503,11 +533,11 @@ async fn code_flow_creates_a_user_then_signs_the_same_user_in() {
         .await;
     assert_eq!(refreshed["record"]["id"], id);
     // The second sign-in finds the link.
-    let (status, body) = sign_in(&app, &idp, "oidc", &Who::Guest, None, None).await;
+    let (status, body) = sign_in(app, idp, "oidc", &Who::Guest, None, None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["meta"]["isNew"], false);
     assert_eq!(body["record"]["id"], id);
-    assert_eq!(user_count(&app).await, 1);
+    assert_eq!(user_count(app).await, 1);
     // A replayed code is refused by the provider, and so by Basalt.
     let entry = method(&app, "oidc").await;
     let (code, _) = browse(entry["authURL"].as_str().unwrap(), &redirect_url(&app)).await;
@@ -675,6 +705,12 @@ async fn a_provider_without_a_user_id_is_refused() {
 #[tokio::test]
 async fn an_unverified_account_with_the_same_email_is_not_taken_over_silently() {
     let (app, idp) = setup().await;
+    takeover(&app, &idp).await;
+}
+
+async fn takeover(app: &TestApp, idp: &Idp) {
+    let (app, idp) = (app, idp);
+    let before = user_count(app).await;
     // Someone registered the victim's address with their own password.
     let squatter = app
         .create_user("victim@example.com", "squatter-pass-1")
@@ -703,7 +739,7 @@ async fn an_unverified_account_with_the_same_email_is_not_taken_over_silently() 
         )
         .await;
     assert_eq!(status, 400);
-    assert_eq!(user_count(&app).await, 1);
+    assert_eq!(user_count(app).await, before + 1);
 }
 
 #[tokio::test]
