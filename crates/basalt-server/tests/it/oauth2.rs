@@ -502,9 +502,8 @@ async fn code_flow_and_takeover_rules_on_postgres() {
 }
 
 async fn code_flow(app: &TestApp, idp: &Idp) {
-    let (app, idp) = (app, idp);
     *idp.session.lock().unwrap() = user("sub-alice", "alice@example.com", true, "Alice");
-    let (status, body) = sign_in(&app, &idp, "oidc", &Who::Guest, None, None).await;
+    let (status, body) = sign_in(app, idp, "oidc", &Who::Guest, None, None).await;
     assert_eq!(status, 200, "{body}");
     let meta = &body["meta"];
     assert_eq!(meta["isNew"], true);
@@ -539,9 +538,9 @@ async fn code_flow(app: &TestApp, idp: &Idp) {
     assert_eq!(body["record"]["id"], id);
     assert_eq!(user_count(app).await, 1);
     // A replayed code is refused by the provider, and so by Basalt.
-    let entry = method(&app, "oidc").await;
-    let (code, _) = browse(entry["authURL"].as_str().unwrap(), &redirect_url(&app)).await;
-    let body = json!({"provider": "oidc", "code": code, "redirectURL": redirect_url(&app),
+    let entry = method(app, "oidc").await;
+    let (code, _) = browse(entry["authURL"].as_str().unwrap(), &redirect_url(app)).await;
+    let body = json!({"provider": "oidc", "code": code, "redirectURL": redirect_url(app),
         "codeVerifier": entry["codeVerifier"]});
     app.expect(
         200,
@@ -709,7 +708,6 @@ async fn an_unverified_account_with_the_same_email_is_not_taken_over_silently() 
 }
 
 async fn takeover(app: &TestApp, idp: &Idp) {
-    let (app, idp) = (app, idp);
     let before = user_count(app).await;
     // Someone registered the victim's address with their own password.
     let squatter = app
@@ -718,14 +716,14 @@ async fn takeover(app: &TestApp, idp: &Idp) {
     assert_eq!(squatter["verified"], false);
     // A provider that does not vouch for the email links nothing.
     *idp.session.lock().unwrap() = user("sub-x", "victim@example.com", false, "X");
-    let (status, body) = sign_in(&app, &idp, "oidc", &Who::Guest, None, None).await;
+    let (status, body) = sign_in(app, idp, "oidc", &Who::Guest, None, None).await;
     assert_eq!(status, 400, "{body}");
     app.login("users", "victim@example.com", "squatter-pass-1")
         .await;
     // The owner of the mailbox signs in with a verified email: the account becomes
     // theirs, verified, and the squatter's password stops working.
     *idp.session.lock().unwrap() = user("sub-victim", "victim@example.com", true, "Victim");
-    let (status, body) = sign_in(&app, &idp, "oidc", &Who::Guest, None, None).await;
+    let (status, body) = sign_in(app, idp, "oidc", &Who::Guest, None, None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["record"]["id"], squatter["id"]);
     assert_eq!(body["record"]["verified"], true);
