@@ -268,6 +268,39 @@ async fn to_avatar(State(idp): State<Shared>) -> Response {
         .into_response()
 }
 
+/// GitHub's shapes: a numeric id, `login`, and the addresses at `/user/emails`.
+async fn github_user(State(idp): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&idp, &headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    axum::Json(
+        json!({"id": user["gh_id"], "login": user["preferred_username"],
+        "name": user["name"], "avatar_url": user["picture"], "email": "public@example.com"}),
+    )
+    .into_response()
+}
+
+async fn github_emails(State(idp): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(user) = bearer_user(&idp, &headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    axum::Json(json!([
+        {"email": "public@example.com", "primary": false, "verified": true},
+        {"email": user["email"], "primary": true, "verified": user["email_verified"]},
+    ]))
+    .into_response()
+}
+
+fn bearer_user(idp: &Idp, headers: &HeaderMap) -> Option<Json> {
+    let bearer = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?
+        .to_string();
+    idp.access.lock().unwrap().get(&bearer).cloned()
+}
+
 async fn jwks() -> Response {
     axum::Json(json!({"keys": [
         {"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256", "n": KEY_N, "e": "AQAB"}
@@ -293,6 +326,8 @@ async fn start_idp() -> Shared {
         .route("/userinfo", get(userinfo))
         .route("/jwks", get(jwks))
         .route("/avatar.png", get(avatar))
+        .route("/gh/user", get(github_user))
+        .route("/gh/user/emails", get(github_emails))
         .route("/to-avatar", get(to_avatar))
         .with_state(idp.clone());
     tokio::spawn(async move {
@@ -908,4 +943,54 @@ async fn avatar_urls_to_internal_addresses_are_never_fetched() {
         0,
         "an internal avatar URL was fetched"
     );
+}
+
+#[tokio::test]
+async fn the_github_preset_maps_its_user_and_trusts_only_a_verified_primary_email() {
+    let (app, idp) = setup().await;
+    let github = json!({
+        "name": "github", "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET,
+        "authURL": format!("{}/authorize", idp.base),
+        "tokenURL": format!("{}/token", idp.base),
+        "userInfoURL": format!("{}/gh/user", idp.base),
+    });
+    app.expect(
+        200,
+        Method::PATCH,
+        "/api/collections/users",
+        &Who::Superuser,
+        Some(
+            json!({"oauth2": {"enabled": true, "mappedFields": {"name": "name"},
+            "providers": [github]}}),
+        ),
+    )
+    .await;
+    assert_eq!(method(&app, "github").await["displayName"], "GitHub");
+    let mut octo = user("ignored", "octo@example.com", true, "Octo");
+    octo["gh_id"] = json!(12345);
+    octo["preferred_username"] = json!("octocat");
+    *idp.session.lock().unwrap() = octo.clone();
+    let (status, body) = sign_in(&app, &idp, "github", &Who::Guest, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["id"], "12345");
+    assert_eq!(body["meta"]["username"], "octocat");
+    assert_eq!(body["meta"]["email"], "octo@example.com");
+    assert_eq!(body["record"]["email"], "octo@example.com");
+    assert_eq!(body["record"]["verified"], true);
+    assert_eq!(body["record"]["name"], "Octo");
+    // An unverified primary address is not used: nothing links to the existing record,
+    // and the new record has no email, which `users` requires.
+    app.create_user("squat@example.com", "squatter-pass-1")
+        .await;
+    let mut other = user("ignored", "squat@example.com", false, "S");
+    other["gh_id"] = json!(777);
+    *idp.session.lock().unwrap() = other;
+    let (status, body) = sign_in(&app, &idp, "github", &Who::Guest, None, None).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["data"]["email"]["code"], "validation_required",
+        "{body}"
+    );
+    app.login("users", "squat@example.com", "squatter-pass-1")
+        .await;
 }
