@@ -18,10 +18,12 @@ mod expand;
 mod files;
 mod mail;
 mod migrate;
+mod oauth2;
 mod otp;
 mod realtime;
 mod records;
 mod rules;
+mod safe_fetch;
 mod schema;
 mod settings;
 
@@ -34,6 +36,7 @@ pub use collections::public_collection;
 pub use error::{CoreError, sentenize};
 pub use files::{DEFAULT_MAX_FILE_SIZE, ORPHAN_MIN_AGE, Upload};
 pub use migrate::MigrationReport;
+pub use oauth2::{OAuth2Input, auth_method_providers};
 pub use realtime::{
     Broker, ConnectError, Connection, MAX_CLIENT_ID_LEN, MAX_SUBSCRIPTIONS, MAX_TOPIC_LEN, Message,
     RealtimeConfig, RealtimeStats,

@@ -4,10 +4,12 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, response::Html};
 use basalt_core::{AuthResult, CoreError, RequestInfo, export_with};
 use serde_json::{Value as Json_, json};
 
@@ -66,6 +68,14 @@ pub(crate) fn router() -> Router<AppState> {
         .route(
             "/api/collections/{collection}/auth-with-otp",
             post(auth_with_otp),
+        )
+        .route(
+            "/api/collections/{collection}/auth-with-oauth2",
+            post(auth_with_oauth2),
+        )
+        .route(
+            "/api/oauth2-redirect",
+            get(oauth2_redirect).post(oauth2_redirect),
         )
         .route("/api/settings/test/email", post(test_email))
 }
@@ -395,14 +405,125 @@ async fn auth_methods(
         };
         json!({"enabled": enabled, "duration": duration})
     };
+    let (oauth2, providers) = basalt_core::auth_method_providers(&collection);
     let body = json!({
         "password": {"enabled": password, "identityFields": if password { identity_fields.clone() } else { vec![] }},
-        "oauth2": {"enabled": false, "providers": []},
+        "oauth2": {"enabled": oauth2, "providers": providers.clone()},
         "mfa": method(&options.mfa, 600),
         "otp": method(&options.otp, 180),
-        "authProviders": [],
+        "authProviders": providers,
         "usernamePassword": password && identity_fields.iter().any(|f| f == "username"),
         "emailPassword": password && identity_fields.iter().any(|f| f == "email"),
     });
     picked(&info, body)
+}
+
+async fn auth_with_oauth2(
+    State(state): State<AppState>,
+    Caller(info): Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let collection = auth_collection(&state, &name)?;
+    let input = flow_input(&headers, &body).await?;
+    let create_data = match input.get("createData") {
+        None | Some(Json_::Null) => serde_json::Map::new(),
+        Some(Json_::Object(data)) => data.clone(),
+        Some(_) => return Err(ApiError::bad_request(LOAD_FAILED)),
+    };
+    let oauth = basalt_core::OAuth2Input {
+        provider: text_input(&input, "provider")?,
+        code: text_input(&input, "code")?,
+        code_verifier: text_input(&input, "codeVerifier")?,
+        redirect_url: text_input(&input, "redirectURL")?,
+        create_data,
+    };
+    let mfa_id = mfa_id(&info, &input);
+    let (result, meta) = state
+        .app
+        .auth_with_oauth2(collection, &info, oauth, mfa_id.as_deref())
+        .await?;
+    let response = auth_response(&state, &info, result).await?;
+    // `meta` goes next to `token` and `record` (unless `fields` left them out).
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| ApiError(CoreError::internal(e)))?;
+    let mut value: Json_ =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError(CoreError::internal(e)))?;
+    let wants_meta = info.query.get("fields").is_none_or(|f| {
+        f.split(',')
+            .any(|f| matches!(f.trim(), "*" | "meta") || f.trim().starts_with("meta."))
+    });
+    if let (Some(object), true) = (value.as_object_mut(), wants_meta) {
+        object.insert("meta".into(), meta);
+    }
+    Ok((parts, axum::Json(value)).into_response())
+}
+
+/// `/api/oauth2-redirect`: the provider sends the browser here with `state` and `code`
+/// (or `error`); they are forwarded to the realtime client whose id is the state and
+/// that subscribed to `@oauth2` (the SDK's all-in-one flow).
+async fn oauth2_redirect(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut params: std::collections::BTreeMap<String, String> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form
+        && let Ok(posted) =
+            serde_urlencoded::from_bytes::<std::collections::BTreeMap<String, String>>(&body)
+    {
+        params.extend(posted);
+    }
+    let field = |key: &str| params.get(key).cloned().unwrap_or_default();
+    let (client_id, code, error) = (field("state"), field("code"), field("error"));
+    if client_id.is_empty() {
+        return redirect_page(StatusCode::BAD_REQUEST, "Missing OAuth2 state.");
+    }
+    let mut data = serde_json::Map::new();
+    data.insert("state".into(), Json_::String(client_id.clone()));
+    data.insert("code".into(), Json_::String(code.clone()));
+    if !error.is_empty() {
+        data.insert("error".into(), Json_::String(error.clone()));
+    }
+    let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let sent = state.app.realtime().send_to_subscriber(
+        &client_id,
+        ip,
+        "@oauth2",
+        &Json_::Object(data).to_string(),
+    );
+    if !sent {
+        return redirect_page(
+            StatusCode::NOT_FOUND,
+            "Missing or invalid OAuth2 client (the state is unknown or expired).",
+        );
+    }
+    if !error.is_empty() || code.is_empty() {
+        return redirect_page(
+            StatusCode::OK,
+            "The provider refused the sign-in. You can close this window.",
+        );
+    }
+    redirect_page(
+        StatusCode::OK,
+        "Sign-in completed. You can close this window and go back to the app.",
+    )
+}
+
+fn redirect_page(status: StatusCode, text: &str) -> Response {
+    let page = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>OAuth2</title></head>\
+         <body><p>{text}</p><script>window.close()</script></body></html>"
+    );
+    (status, Html(page)).into_response()
 }

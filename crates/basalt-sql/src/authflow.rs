@@ -1,5 +1,6 @@
-//! SQL of the one-time-password and MFA session tables (`_otps`, `_mfas`). Times are
-//! unix seconds; both tables are internal (no collection, no API of their own).
+//! SQL of the one-time-password, MFA session and OAuth2 link tables (`_otps`, `_mfas`,
+//! `_externalAuths`). Times are unix seconds; the tables are internal (no collection, no
+//! API of their own).
 
 use crate::{Dialect, SqlQuery, Value};
 
@@ -30,6 +31,19 @@ pub fn tables(dialect: Dialect) -> Vec<String> {
              \"method\" {text} NOT NULL, \
              \"created\" BIGINT NOT NULL)"
         ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS \"_externalAuths\" (\
+             \"id\" {text} PRIMARY KEY NOT NULL, \
+             \"collectionRef\" {text} NOT NULL, \
+             \"recordRef\" {text} NOT NULL, \
+             \"provider\" {text} NOT NULL, \
+             \"providerId\" {text} NOT NULL, \
+             \"created\" BIGINT NOT NULL)"
+        ),
+        "CREATE UNIQUE INDEX IF NOT EXISTS \"idx_externalAuths_provider\" ON \"_externalAuths\" (\"collectionRef\", \"provider\", \"providerId\")"
+            .to_string(),
+        "CREATE UNIQUE INDEX IF NOT EXISTS \"idx_externalAuths_record\" ON \"_externalAuths\" (\"collectionRef\", \"recordRef\", \"provider\")"
+            .to_string(),
     ]
 }
 
@@ -175,5 +189,76 @@ pub fn mfa_delete(dialect: Dialect, id: &str) -> SqlQuery {
         dialect,
         "DELETE FROM \"_mfas\" WHERE \"id\" = ?1",
         vec![text(id)],
+    )
+}
+
+/// `recordRef` of the link of a provider identity in a collection.
+pub fn external_auth_get(
+    dialect: Dialect,
+    collection: &str,
+    provider: &str,
+    provider_id: &str,
+) -> SqlQuery {
+    query(
+        dialect,
+        "SELECT \"recordRef\" FROM \"_externalAuths\" WHERE \"collectionRef\" = ?1 AND \"provider\" = ?2 AND \"providerId\" = ?3",
+        vec![text(collection), text(provider), text(provider_id)],
+    )
+}
+
+/// Links a provider identity to a record; replaces an older link of the record to the
+/// same provider (run [`external_auth_unlink_provider`] first).
+pub fn external_auth_insert(
+    dialect: Dialect,
+    id: &str,
+    collection: &str,
+    record: &str,
+    provider: &str,
+    provider_id: &str,
+    created: i64,
+) -> SqlQuery {
+    query(
+        dialect,
+        "INSERT INTO \"_externalAuths\" (\"id\", \"collectionRef\", \"recordRef\", \"provider\", \"providerId\", \"created\") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        vec![
+            text(id),
+            text(collection),
+            text(record),
+            text(provider),
+            text(provider_id),
+            Value::Int(created),
+        ],
+    )
+}
+
+/// Removes the link of a record to one provider.
+pub fn external_auth_unlink_provider(
+    dialect: Dialect,
+    collection: &str,
+    record: &str,
+    provider: &str,
+) -> SqlQuery {
+    query(
+        dialect,
+        "DELETE FROM \"_externalAuths\" WHERE \"collectionRef\" = ?1 AND \"recordRef\" = ?2 AND \"provider\" = ?3",
+        vec![text(collection), text(record), text(provider)],
+    )
+}
+
+/// Removes every link of a record (its account changed hands or it is gone).
+pub fn external_auth_unlink_record(dialect: Dialect, collection: &str, record: &str) -> SqlQuery {
+    query(
+        dialect,
+        "DELETE FROM \"_externalAuths\" WHERE \"collectionRef\" = ?1 AND \"recordRef\" = ?2",
+        vec![text(collection), text(record)],
+    )
+}
+
+/// How many links a record has.
+pub fn external_auth_count(dialect: Dialect, collection: &str, record: &str) -> SqlQuery {
+    query(
+        dialect,
+        "SELECT COUNT(*) FROM \"_externalAuths\" WHERE \"collectionRef\" = ?1 AND \"recordRef\" = ?2",
+        vec![text(collection), text(record)],
     )
 }

@@ -367,6 +367,40 @@ impl Broker {
         }
     }
 
+    /// Sends `data` as an `event:<topic>` message to one client, if it is connected and
+    /// subscribed to exactly `topic` (the OAuth2 redirect's `@oauth2`). A client bound to
+    /// another address than `ip` is not sent to. Returns whether it was queued.
+    pub fn send_to_subscriber(
+        &self,
+        client_id: &str,
+        ip: Option<IpAddr>,
+        topic: &str,
+        data: &str,
+    ) -> bool {
+        let Some(client) = self.find(client_id) else {
+            return false;
+        };
+        if client.closed.load(Ordering::Acquire) || topic.contains(['\r', '\n']) {
+            return false;
+        }
+        if let (Some(bound), Some(ip)) = (client.ip, ip)
+            && bound != ip
+        {
+            return false;
+        }
+        let subscribed = client
+            .state
+            .lock()
+            .subscriptions
+            .iter()
+            .any(|s| &*s.raw == topic);
+        if !subscribed {
+            return false;
+        }
+        self.send(&client, Message::new(topic, data));
+        true
+    }
+
     /// Whether any client has a topic on this collection.
     pub(crate) fn watches(&self, name: &str, id: &str) -> bool {
         let registry = self.0.registry.read();

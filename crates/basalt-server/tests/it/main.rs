@@ -23,6 +23,7 @@ mod health;
 mod lifecycle;
 mod migrate;
 mod multinode;
+mod oauth2;
 mod rate_limits;
 mod realtime;
 mod realtime_matrix;
