@@ -82,15 +82,16 @@ pub fn app(app: App, config: HttpConfig) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state.clone())
-        .layer(middleware::from_fn({
+        .layer(middleware::from_fn(move |mut req: Request, next: Next| {
             let state = state.clone();
-            move |req, next| {
+            async move {
+                // Rate limits first, so a limited request's body is never read.
+                if let Some(refused) = ratelimit::admit(&state, &mut req).await {
+                    return refused;
+                }
                 let limit = body_limit(&state, &req, max_body);
-                limit_body(req, next, limit)
+                limit_body(req, next, limit).await
             }
-        }))
-        .layer(middleware::from_fn(move |req, next| {
-            ratelimit::rate_limit(state.clone(), req, next)
         }))
         .layer(cors)
         .layer(middleware::from_fn(security_headers))

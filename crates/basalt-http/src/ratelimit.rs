@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use basalt_core::{Auth, CoreError};
 use parking_lot::Mutex;
@@ -235,7 +234,7 @@ pub(crate) fn client_ip(settings: &Json, req: &Request) -> String {
             let chosen = if leftmost {
                 addresses.next()
             } else {
-                addresses.last()
+                addresses.next_back()
             };
             if let Some(ip) = chosen.and_then(|a| a.parse::<IpAddr>().ok()) {
                 return ip.to_string();
@@ -245,17 +244,24 @@ pub(crate) fn client_ip(settings: &Json, req: &Request) -> String {
     peer.to_string()
 }
 
-/// The middleware.
-pub(crate) async fn rate_limit(state: AppState, mut req: Request, next: Next) -> Response {
+/// Checks a request against the rate limits (and notes the client address where it is
+/// needed); `Some` is the refusal to send instead of running the request.
+pub(crate) async fn admit(state: &AppState, req: &mut Request) -> Option<Response> {
     let settings = state.app.settings();
-    let ip = client_ip(&settings, &req);
-    req.extensions_mut().insert(ClientIp(ip.parse().ok()));
     let limits = &settings["rateLimits"];
-    if limits["enabled"].as_bool() != Some(true) || req.method() == Method::OPTIONS {
-        return next.run(req).await;
+    let limited = limits["enabled"].as_bool() == Some(true) && req.method() != Method::OPTIONS;
+    // The client address is worked out only where it is used: here, and for the
+    // realtime per-address cap (most requests need neither).
+    if !limited && req.uri().path() != "/api/realtime" {
+        return None;
+    }
+    let ip = client_ip(&settings, req);
+    req.extensions_mut().insert(ClientIp(ip.parse().ok()));
+    if !limited {
+        return None;
     }
     if ip_list(&limits["excludedIPs"]).contains(&ip) {
-        return next.run(req).await;
+        return None;
     }
     let auth = match req
         .headers()
@@ -264,13 +270,13 @@ pub(crate) async fn rate_limit(state: AppState, mut req: Request, next: Next) ->
     {
         Some(token) if !token.trim().is_empty() => match state.app.try_authenticate(token).await {
             Ok(auth) => auth,
-            Err(error) => return ApiError(error).into_response(),
+            Err(error) => return Some(ApiError(error).into_response()),
         },
         _ => None,
     };
     req.extensions_mut().insert(ResolvedAuth(auth.clone()));
     if auth.as_ref().is_some_and(Auth::is_superuser) {
-        return next.run(req).await;
+        return None;
     }
     let path = normalize_path(req.uri().path());
     let mut names = Vec::new();
@@ -280,17 +286,17 @@ pub(crate) async fn rate_limit(state: AppState, mut req: Request, next: Next) ->
         names = vec![found.name.clone(), found.id.clone()];
     }
     let rules = rules(&settings);
-    let Some(rule) = pick(&rules, req.method(), &path, &names, auth.is_some()) else {
-        return next.run(req).await;
-    };
+    let rule = pick(&rules, req.method(), &path, &names, auth.is_some())?;
     let key = (format!("{}|{}", rule.label, rule.audience), ip);
     if !state
         .limiter
         .admit(key, rule.max, Duration::from_secs(rule.duration))
     {
-        return ApiError(CoreError::TooManyRequests("Too Many Requests.".into())).into_response();
+        return Some(
+            ApiError(CoreError::TooManyRequests("Too Many Requests.".into())).into_response(),
+        );
     }
-    next.run(req).await
+    None
 }
 
 #[cfg(test)]
