@@ -59,7 +59,8 @@ before(async () => {
   });
   second = await pb.collection(postsName).create({ title: 'second', status: 'draft', score: 5 });
   await pb.collection(commentsName).create({ text: 'c1', post: first.id, rating: 2 });
-  await pb.collection(commentsName).create({ text: 'c2', post: first.id, rating: 3.5 });
+  // 3.25, not x.5: CAST(... AS INTEGER) truncates on SQLite and rounds on PostgreSQL.
+  await pb.collection(commentsName).create({ text: 'c2', post: first.id, rating: 3.25 });
   await pb.collection(commentsName).create({ text: 'c3', post: second.id });
   // PocketBase's view query parser wants computed columns in parentheses.
   view = await tracker.create({
@@ -214,10 +215,10 @@ test('view columns computed by expressions fall back to json, counts and casts a
 
   const rows = await newClient().collection(viewName).getFullList({ sort: 'text' });
   assert.deepEqual(rows.map((r) => [r.doubled, r.shout, r.siblings, r.rating_int, r.rating_text]), [
-    [4, 'first!', 2, 2, '2'], [7, 'first!', 2, 3, '3.5'], [0, 'second!', 1, 0, '0'],
+    [4, 'first!', 2, 2, '2'], [6.5, 'first!', 2, 3, '3.25'], [0, 'second!', 1, 0, '0'],
   ]);
   const sums = await newClient().collection(aggName).getFullList({ sort: 'title' });
   assert.deepEqual(sums.map((r) => [r.id, r.title, r.n, r.sum_rating, r.top]), [
-    [first.id, 'first', 2, 5.5, 3.5], [second.id, 'second', 1, 0, 0],
+    [first.id, 'first', 2, 5.25, 3.25], [second.id, 'second', 1, 0, 0],
   ]);
 });

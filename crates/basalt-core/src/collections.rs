@@ -655,6 +655,20 @@ fn source_field(
     Some(field.clone())
 }
 
+/// The type of a `CAST(... AS type)` view column.
+fn cast_type(origins: &[basalt_sql::view::ViewColumn], name: &str) -> Option<String> {
+    origins.iter().find_map(|o| match &o.origin {
+        basalt_sql::view::Origin::Cast { type_name }
+            if o.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name)) =>
+        {
+            Some(type_name.clone())
+        }
+        _ => None,
+    })
+}
+
 /// `Some(integer)` when the view column is an aggregate known to give a number.
 fn aggregate_kind(origins: &[basalt_sql::view::ViewColumn], name: &str) -> Option<bool> {
     origins.iter().find_map(|o| match o.origin {
@@ -784,8 +798,22 @@ fn create_view(
                 max: None,
                 only_int: integer,
             }
-        } else {
+        } else if let Some(type_name) = cast_type(&origins, name) {
+            let mut kind = ddl::kind_for_declared_type(&type_name);
+            if let FieldKind::Number { only_int, .. } = &mut kind {
+                *only_int = type_name.to_ascii_uppercase().contains("INT");
+            }
+            kind
+        } else if origins.is_empty() {
+            // The query could not be read: the type the database declares.
             ddl::kind_for_declared_type(declared)
+        } else {
+            // Any other expression is json on both databases (PocketBase's choice; the
+            // type PostgreSQL would declare for it is not used, so both agree).
+            FieldKind::Json {
+                required: false,
+                max_size: 1,
+            }
         };
         let previous = old.and_then(|o| o.field(name)).filter(|f| {
             f.kind == kind || (source.is_none() && f.kind.type_name() == kind.type_name())

@@ -51,7 +51,21 @@ pub fn system_tables(dialect: Dialect) -> Vec<String> {
     ]
     .into_iter()
     .chain(crate::authflow::tables(dialect))
+    .chain(compat_functions(dialect))
     .collect()
+}
+
+/// SQLite functions that view queries written for PocketBase use, defined on PostgreSQL
+/// so the same query runs on both (`TOTAL`: a float sum that is 0 for no rows).
+fn compat_functions(dialect: Dialect) -> Vec<String> {
+    match dialect {
+        Dialect::Sqlite => Vec::new(),
+        Dialect::Postgres => vec![
+            "CREATE OR REPLACE AGGREGATE total(double precision) \
+             (SFUNC = float8pl, STYPE = float8, INITCOND = '0')"
+                .to_string(),
+        ],
+    }
 }
 
 fn text_type(dialect: Dialect) -> &'static str {

@@ -26,6 +26,11 @@ pub enum Origin {
         /// Whether the result is always an integer.
         integer: bool,
     },
+    /// `CAST(... AS type)`: that type.
+    Cast {
+        /// The type name as written (`INTEGER`, `TEXT`, `REAL`, ...).
+        type_name: String,
+    },
     /// An expression or subquery column.
     Unknown,
 }
@@ -334,6 +339,18 @@ fn select_item(tokens: &[Token], tables: &[(String, Option<String>)]) -> ViewCol
                 None => Origin::Unknown,
             }
         }
+        [
+            Token::Word(cast),
+            Token::Symbol('('),
+            ..,
+            as_kw,
+            Token::Word(type_name),
+            Token::Symbol(')'),
+        ] if cast.eq_ignore_ascii_case("cast") && is_keyword(as_kw, "as") && ends_call(expr) => {
+            Origin::Cast {
+                type_name: type_name.clone(),
+            }
+        }
         [Token::Word(function), Token::Symbol('('), ..]
             if INTEGER_FUNCTIONS
                 .iter()
@@ -465,6 +482,20 @@ mod tests {
                     },
                     unknown(Some("t2")),
                     unknown(Some("lit")),
+                ],
+            ),
+            (
+                "SELECT id, CAST(n AS INTEGER) AS i, (CAST(n AS TEXT)) t, CAST(n AS REAL) + 1 AS x FROM posts",
+                vec![
+                    col("id", "posts", "id"),
+                    ViewColumn {
+                        name: Some("i".into()),
+                        origin: Origin::Cast {
+                            type_name: "INTEGER".into(),
+                        },
+                    },
+                    unknown(Some("t")),
+                    unknown(Some("x")),
                 ],
             ),
             (
