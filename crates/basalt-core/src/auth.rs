@@ -234,26 +234,32 @@ pub(crate) fn hash_password(plain: &str, cost: u32) -> Result<String, CoreError>
     bcrypt::hash(plain, cost).map_err(CoreError::internal)
 }
 
-/// A bcrypt hash of a random password, checked when no record matches so that unknown
-/// identities cost the same time as wrong passwords.
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_password(&random_string(20), 10).unwrap_or_default());
-
-/// [`DUMMY_HASH`] at the collection's bcrypt cost (a cheaper or dearer dummy would tell
-/// unknown identities from known ones by time), made once per cost.
+/// A bcrypt hash of a random password at `cost`, checked when no record matches so
+/// that unknown identities cost the same time as wrong passwords (a cheaper or dearer
+/// dummy than the collection's cost would tell them apart), made once per cost.
 fn dummy_hash(cost: u32) -> String {
     static BY_COST: std::sync::LazyLock<
         parking_lot::Mutex<std::collections::HashMap<u32, String>>,
     > = std::sync::LazyLock::new(Default::default);
     let cost = if cost == 0 { 10 } else { cost };
-    if cost == 10 {
-        return DUMMY_HASH.clone();
-    }
     BY_COST
         .lock()
         .entry(cost)
         .or_insert_with(|| hash_password(&random_string(20), cost).unwrap_or_default())
         .clone()
+}
+
+/// An auth method's options (`otp`, `oauth2`, ...) when they say `enabled: true`;
+/// otherwise PocketBase's 403 naming the method.
+pub(crate) fn enabled_method(options: Option<&Json>, method: &str) -> Result<Json, CoreError> {
+    match options {
+        Some(options) if options.get("enabled").and_then(Json::as_bool) == Some(true) => {
+            Ok(options.clone())
+        }
+        _ => Err(CoreError::Forbidden(format!(
+            "The collection is not configured to allow {method} authentication."
+        ))),
+    }
 }
 
 fn password_cost(collection: &Collection) -> u32 {
@@ -637,9 +643,6 @@ mod tests {
 
     #[test]
     fn dummy_hash_is_a_valid_bcrypt_hash() {
-        assert_eq!(
-            bcrypt::verify("anything", DUMMY_HASH.as_str()).ok(),
-            Some(false)
-        );
+        assert_eq!(bcrypt::verify("anything", &dummy_hash(0)).ok(), Some(false));
     }
 }

@@ -655,32 +655,19 @@ fn source_field(
     Some(field.clone())
 }
 
-/// The type of a `CAST(... AS type)` view column.
-fn cast_type(origins: &[basalt_sql::view::ViewColumn], name: &str) -> Option<String> {
-    origins.iter().find_map(|o| match &o.origin {
-        basalt_sql::view::Origin::Cast { type_name }
-            if o.name
+/// The origin of the select item whose output name is `name`.
+fn named_origin<'a>(
+    origins: &'a [basalt_sql::view::ViewColumn],
+    name: &str,
+) -> Option<&'a basalt_sql::view::Origin> {
+    origins
+        .iter()
+        .find(|o| {
+            o.name
                 .as_deref()
-                .is_some_and(|n| n.eq_ignore_ascii_case(name)) =>
-        {
-            Some(type_name.clone())
-        }
-        _ => None,
-    })
-}
-
-/// `Some(integer)` when the view column is an aggregate known to give a number.
-fn aggregate_kind(origins: &[basalt_sql::view::ViewColumn], name: &str) -> Option<bool> {
-    origins.iter().find_map(|o| match o.origin {
-        basalt_sql::view::Origin::Number { integer }
-            if o.name
-                .as_deref()
-                .is_some_and(|n| n.eq_ignore_ascii_case(name)) =>
-        {
-            Some(integer)
-        }
-        _ => None,
-    })
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .map(|o| &o.origin)
 }
 
 /// The collection and field a view column reads (see [`source_field`]).
@@ -695,12 +682,7 @@ pub(crate) fn source_of<'a>(
             .iter()
             .find(|c| c.name.eq_ignore_ascii_case(table) && !c.is_view())
     };
-    let named = origins.iter().find(|o| {
-        o.name
-            .as_deref()
-            .is_some_and(|n| n.eq_ignore_ascii_case(name))
-    });
-    match named.map(|o| &o.origin) {
+    match named_origin(origins, name) {
         Some(Origin::Column { table: t, column }) => {
             let collection = table(t)?;
             Some((collection, collection.field(column)?))
@@ -791,15 +773,19 @@ fn create_view(
             }
         } else if let Some(field) = &source {
             field.kind.clone()
-        } else if let Some(integer) = aggregate_kind(&origins, name) {
+        } else if let Some(basalt_sql::view::Origin::Number { integer }) =
+            named_origin(&origins, name)
+        {
             FieldKind::Number {
                 required: false,
                 min: None,
                 max: None,
-                only_int: integer,
+                only_int: *integer,
             }
-        } else if let Some(type_name) = cast_type(&origins, name) {
-            let mut kind = ddl::kind_for_declared_type(&type_name);
+        } else if let Some(basalt_sql::view::Origin::Cast { type_name }) =
+            named_origin(&origins, name)
+        {
+            let mut kind = ddl::kind_for_declared_type(type_name);
             if let FieldKind::Number { only_int, .. } = &mut kind {
                 *only_int = type_name.to_ascii_uppercase().contains("INT");
             }

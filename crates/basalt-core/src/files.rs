@@ -143,7 +143,10 @@ pub(crate) fn stage_uploads(
                 continue;
             }
         }
-        let mut list = body.get(&upload.key).map(to_names).unwrap_or_default();
+        let mut list = body
+            .get(&upload.key)
+            .map(basalt_schema::to_list)
+            .unwrap_or_default();
         list.push(stored.clone());
         body.insert(
             upload.key.clone(),
@@ -152,10 +155,6 @@ pub(crate) fn stage_uploads(
         staged.files.push((name.to_string(), stored, upload.bytes));
     }
     staged
-}
-
-fn to_names(value: &Json) -> Vec<String> {
-    basalt_schema::to_list(value)
 }
 
 /// Adds `validation_invalid_file` for every name in a file field of `data` that is
@@ -451,13 +450,7 @@ impl App {
         let lookup = collection.clone();
         let id = record_id.to_string();
         let data = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            let rows = conn.query(&record::select_by_id(&lookup, &id, conn.dialect()))?;
-            Ok::<_, CoreError>(
-                rows.rows
-                    .into_iter()
-                    .next()
-                    .map(|row| record::decode_row(&lookup, row)),
-            )
+            crate::auth::load_record(conn, &lookup, &id)
         })
         .await?
         .ok_or_else(CoreError::not_found)?;
@@ -671,16 +664,10 @@ impl App {
                     let lookup = collection.clone();
                     let id = record_id.clone();
                     basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
-                        let rows =
-                            conn.query(&record::select_by_id(&lookup, &id, conn.dialect()))?;
-                        Ok::<_, CoreError>(
-                            rows.rows
-                                .into_iter()
-                                .next()
-                                .map(|row| referenced(&lookup, &record::decode_row(&lookup, row))),
-                        )
+                        crate::auth::load_record(conn, &lookup, &id)
                     })
                     .await?
+                    .map(|data| referenced(collection, &data))
                     .unwrap_or_default()
                 }
                 _ => BTreeSet::new(),

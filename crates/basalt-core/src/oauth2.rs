@@ -108,17 +108,7 @@ fn bool_of(value: &Json, key: &str) -> bool {
 
 /// The OAuth2 options of a collection; 403 when disabled.
 fn oauth2_options(collection: &Collection) -> Result<Json, CoreError> {
-    let options = collection
-        .auth
-        .as_ref()
-        .map(|a| a.oauth2.clone())
-        .unwrap_or(Json::Null);
-    if options.get("enabled").and_then(Json::as_bool) != Some(true) {
-        return Err(CoreError::Forbidden(
-            "The collection is not configured to allow OAuth2 authentication.".into(),
-        ));
-    }
-    Ok(options)
+    crate::auth::enabled_method(collection.auth.as_ref().map(|a| &a.oauth2), "OAuth2")
 }
 
 /// The provider kind of a configured name, with its preset endpoints.

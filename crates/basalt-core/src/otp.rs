@@ -81,17 +81,7 @@ fn text(value: Option<&basalt_sql::Value>) -> String {
 
 impl App {
     fn otp_options(collection: &Collection) -> Result<Json, CoreError> {
-        let options = collection
-            .auth
-            .as_ref()
-            .map(|a| a.otp.clone())
-            .unwrap_or(Json::Null);
-        if options.get("enabled").and_then(Json::as_bool) != Some(true) {
-            return Err(CoreError::Forbidden(
-                "The collection is not configured to allow OTP authentication.".into(),
-            ));
-        }
-        Ok(options)
+        crate::auth::enabled_method(collection.auth.as_ref().map(|a| &a.otp), "OTP")
     }
 
     /// `request-otp`: returns an `otpId` at once; mails a code if the email is known.
@@ -301,11 +291,7 @@ impl App {
     }
 
     fn mfa_enabled(&self, collection: &Collection) -> bool {
-        collection
-            .auth
-            .as_ref()
-            .and_then(|a| a.mfa.get("enabled").and_then(Json::as_bool))
-            .unwrap_or(false)
+        crate::auth::enabled_method(collection.auth.as_ref().map(|a| &a.mfa), "MFA").is_ok()
     }
 
     /// The end of every successful first factor: the auth rule, then MFA, then a token.
