@@ -515,6 +515,80 @@ test('manageRule: a manager changes email, password and verified without oldPass
   await loginAs(name, moved, 'changed-pass-1');
 });
 
+test('manageRule: a manager sees the hidden emails of the records it manages, in lists, views and expand', async () => {
+  const name = uniqueName('flows_mgrview');
+  const created = await tracker.collections.create({
+    name,
+    type: 'auth',
+    createRule: '',
+    listRule: "@request.auth.id != ''",
+    viewRule: "@request.auth.id != ''",
+    updateRule: "@request.auth.id != ''",
+    manageRule: "@request.auth.role = 'admin'",
+    fields: [{ name: 'role', type: 'text' }],
+  });
+  const notes = uniqueName('flows_mgrnotes');
+  await tracker.collections.create({
+    name: notes,
+    listRule: '',
+    viewRule: '',
+    fields: [{ name: 'owner', type: 'relation', collectionId: created.id, maxSelect: 1 }],
+  });
+  const adminEmail = `admin_${randomSuffix(10)}@example.com`;
+  await newClient()
+    .collection(name)
+    .create({ email: adminEmail, password: PASSWORD, passwordConfirm: PASSWORD, role: 'admin' });
+  const victim = await createUser(name, 'victim');
+  const plain = await createUser(name, 'plain');
+  const note = await su.collection(notes).create({ owner: victim.id });
+  const admin = await loginAs(name, adminEmail);
+  const other = await loginAs(name, plain.email);
+
+  const emailOf = (items) => items.find((r) => r.id === victim.id)?.email;
+  assert.equal(emailOf(await admin.collection(name).getFullList()), victim.email);
+  assert.equal(emailOf(await other.collection(name).getFullList()), undefined);
+  assert.equal((await admin.collection(name).getOne(victim.id)).email, victim.email);
+  assert.equal((await other.collection(name).getOne(victim.id)).email, undefined);
+  const expanded = async (client) =>
+    (await client.collection(notes).getOne(note.id, { expand: 'owner' })).expand.owner.email;
+  assert.equal(await expanded(admin), victim.email);
+  assert.equal(await expanded(other), undefined);
+  const updated = await admin.collection(name).update(victim.id, { role: 'member' });
+  assert.equal(updated.email, victim.email, "the manager's update answer shows it too");
+});
+
+test('manageRule: @request.body in the manage rule sees the submitted keys', async () => {
+  const name = uniqueName('flows_mgrbody');
+  await tracker.collections.create({
+    name,
+    type: 'auth',
+    createRule: '',
+    updateRule: "@request.auth.id != ''",
+    manageRule: "@request.auth.id != '' && @request.body.reason = 'support'",
+  });
+  const victim = await createUser(name, 'victim');
+  const helper = await createUser(name, 'helper');
+  const client = await loginAs(name, helper.email);
+  let err = await expectError(client.collection(name).update(victim.id, { verified: true }), 400);
+  assertFieldError(err, 'verified', 'validation_values_mismatch');
+  assert.equal(err.response.data.verified.message, "Values don't match.");
+  err = await expectError(
+    client.collection(name).update(victim.id, {
+      password: 'changed-pass-1',
+      passwordConfirm: 'changed-pass-1',
+      reason: 'other',
+    }),
+    400,
+  );
+  assertFieldError(err, 'oldPassword', 'validation_required');
+  await client.collection(name).update(victim.id, { verified: true, reason: 'support' });
+  await client
+    .collection(name)
+    .update(victim.id, { password: 'changed-pass-1', passwordConfirm: 'changed-pass-1', reason: 'support' });
+  assert.equal((await su.collection(name).getOne(victim.id)).verified, true);
+  await loginAs(name, victim.email, 'changed-pass-1');
+});
+
 // ---------------------------------------------------------------------------------
 // The test email.
 

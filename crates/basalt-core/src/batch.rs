@@ -171,22 +171,23 @@ impl App {
         self.remove_dropped_files(&dropped, &changes).await;
         // Only a committed batch reaches realtime subscribers.
         self.publish(changes).await;
-        Ok(stored
-            .into_iter()
-            .zip(infos)
-            .map(|(data, (collection, sub))| {
-                let record = data.and_then(|data| {
-                    self.collection(&collection)
-                        .map(|c| self.export(&c, &data, &sub))
-                });
-                BatchResult {
-                    collection,
-                    status: if record.is_some() { 200 } else { 204 },
-                    record,
-                    info: sub,
-                }
-            })
-            .collect())
+        let mut results = Vec::with_capacity(stored.len());
+        for (data, (collection, sub)) in stored.into_iter().zip(infos) {
+            let record = match (data, self.collection(&collection)) {
+                (Some(data), Some(c)) => self
+                    .export_rows(&c, std::slice::from_ref(&data), &sub)
+                    .await?
+                    .pop(),
+                _ => None,
+            };
+            results.push(BatchResult {
+                collection,
+                status: if record.is_some() { 200 } else { 204 },
+                record,
+                info: sub,
+            });
+        }
+        Ok(results)
     }
 
     async fn prepare_action(

@@ -198,11 +198,7 @@ impl App {
             )
         })
         .await?;
-        Ok(Some(
-            rows.iter()
-                .map(|data| self.export(target, data, info))
-                .collect(),
-        ))
+        Ok(Some(self.export_rows(target, &rows, info).await?))
     }
 
     async fn expand_forward(

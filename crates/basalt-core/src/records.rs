@@ -1,7 +1,7 @@
 //! The records service: list, view, create, update, delete, with the collection's API
 //! rules enforced inside the same transaction as the write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use basalt_schema::{
@@ -257,17 +257,12 @@ impl App {
         let queries = self.list_queries(&schema, &collection, rule.as_deref(), &params, &info)?;
         let export_collection = collection.clone();
         let (rows, total) = self.run_list(queries).await?;
-        let items = rows
+        let rows: Vec<Map<String, Json>> = rows
             .rows
             .into_iter()
-            .map(|row| {
-                self.export(
-                    &export_collection,
-                    &record::decode_row(&export_collection, row),
-                    &info,
-                )
-            })
+            .map(|row| record::decode_row(&export_collection, row))
             .collect();
+        let items = self.export_rows(&export_collection, &rows, &info).await?;
         Ok(ListResult::page_of(&params, total, items))
     }
 
@@ -294,7 +289,10 @@ impl App {
         })
         .await?;
         let data = found.ok_or_else(CoreError::not_found)?;
-        Ok(self.export(&collection, &data, &info))
+        let mut exported = self
+            .export_rows(&collection, std::slice::from_ref(&data), &info)
+            .await?;
+        Ok(exported.pop().unwrap_or(Json::Null))
     }
 
     /// `None` = superuser bypass (or empty rule); `Some(rule)` = rule to apply; error for locked.
@@ -411,7 +409,7 @@ impl App {
             {
                 errors.insert(
                     "verified".into(),
-                    FieldError::new("validation_values_mismatch", "The value cannot be changed."),
+                    FieldError::new("validation_values_mismatch", "Values don't match."),
                 );
             }
         }
@@ -554,7 +552,21 @@ impl App {
         // stored hash read above. Everything that depends on the current values runs
         // inside the write job, on a row re-read there, so concurrent modifiers
         // (`views+`) never lose updates.
-        let manager = superuser || self.is_self_manager(&collection, id, info).await?;
+        // Whether the caller manages this record decides, before the transaction, whether
+        // a new password needs the old one; the manage rule sees the submitted body. The
+        // write job checks the rule again on the row and body it writes.
+        let manager = superuser || {
+            let mut manage_info = info.clone();
+            manage_info.body = body.clone();
+            self.is_self_manager(&collection, id, &manage_info).await?
+        };
+        let manage_rule = collection
+            .auth
+            .as_ref()
+            .and_then(|a| a.manage_rule.clone())
+            .filter(|rule| {
+                !superuser && info.auth.is_some() && collection.is_auth() && !rule.trim().is_empty()
+            });
         let mut scratch = current.clone();
         let password_changed = self
             .prepare_password(
@@ -569,6 +581,7 @@ impl App {
         let new_hash = password_changed
             .then(|| scratch.get("password").cloned())
             .flatten();
+        let skipped_old_password = manager && !superuser;
         let app = self.clone();
         let schema = self.schema();
         let target = id.to_string();
@@ -585,14 +598,33 @@ impl App {
                 let mut errors = pre_errors;
                 let resolved =
                     apply_input(&collection, &mut data, &body, superuser, false, &mut errors);
+                let mut rule_info = rule_info;
+                rule_info.body = resolved;
                 if let Some(rule) = &rule {
-                    let mut rule_info = rule_info;
-                    rule_info.body = resolved;
                     let check =
                         app.fetch_query(&schema, &collection, Some(rule), &target, &rule_info)?;
                     if conn.query(&check)?.rows.is_empty() {
                         return Err(CoreError::not_found());
                     }
+                }
+                // The manage rule again, in this transaction, on the row as it is now and
+                // the resolved body, so a manager's rights are not decided on stale data.
+                let manager = superuser
+                    || match &manage_rule {
+                        Some(manage) => {
+                            let check = app.fetch_query(
+                                &schema,
+                                &collection,
+                                Some(manage),
+                                &target,
+                                &rule_info,
+                            )?;
+                            !conn.query(&check)?.rows.is_empty()
+                        }
+                        None => false,
+                    };
+                if password_changed && !manager && skipped_old_password {
+                    errors.insert("oldPassword".into(), FieldError::required());
                 }
                 if data.get("id") != current.get("id") {
                     errors.insert(
@@ -615,19 +647,13 @@ impl App {
                     if email_changed && !manager {
                         errors.insert(
                             "email".into(),
-                            FieldError::new(
-                                "validation_values_mismatch",
-                                "The value cannot be changed.",
-                            ),
+                            FieldError::new("validation_values_mismatch", "Values don't match."),
                         );
                     }
                     if data.get("verified") != current.get("verified") && !manager {
                         errors.insert(
                             "verified".into(),
-                            FieldError::new(
-                                "validation_values_mismatch",
-                                "The value cannot be changed.",
-                            ),
+                            FieldError::new("validation_values_mismatch", "Values don't match."),
                         );
                     }
                     if password_changed || email_changed {
@@ -773,9 +799,13 @@ impl App {
         self.remove_dropped_files(&written.dropped_files, &written.changes)
             .await;
         self.publish(written.changes).await;
-        Ok(written
-            .record
-            .map(|data| self.export(&collection, &data, info)))
+        match written.record {
+            Some(data) => Ok(self
+                .export_rows(&collection, std::slice::from_ref(&data), info)
+                .await?
+                .pop()),
+            None => Ok(None),
+        }
     }
 
     /// Hashes `password` when present and checks `passwordConfirm`/`oldPassword`.
@@ -867,12 +897,97 @@ impl App {
         data: &Map<String, Json>,
         info: &RequestInfo,
     ) -> Json {
+        self.export_managed(collection, data, info, &HashSet::new())
+    }
+
+    /// [`App::export`] that also shows the email of the records in `managed` (the ids
+    /// [`App::managed_ids`] found for this caller).
+    pub(crate) fn export_managed(
+        &self,
+        collection: &Collection,
+        data: &Map<String, Json>,
+        info: &RequestInfo,
+        managed: &HashSet<String>,
+    ) -> Json {
         let superuser = info.is_superuser();
-        let is_self = info.auth.as_ref().is_some_and(|a| {
-            a.collection.id == collection.id
-                && Some(a.id()) == data.get("id").and_then(Json::as_str)
-        });
-        export_with(collection, data, superuser, is_self)
+        let id = data.get("id").and_then(Json::as_str);
+        let is_self = info
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.collection.id == collection.id && Some(a.id()) == id);
+        let shown = is_self || id.is_some_and(|id| managed.contains(id));
+        export_with(collection, data, superuser, shown)
+    }
+
+    /// Exports records read for this caller: like [`App::export`] each, and an auth
+    /// record's hidden email is shown to a caller that satisfies the collection's
+    /// `manageRule` for it, as PocketBase does (one extra query, only when a manage rule
+    /// exists, the caller is a signed-in non-superuser and some email is hidden).
+    pub(crate) async fn export_rows(
+        &self,
+        collection: &Arc<Collection>,
+        rows: &[Map<String, Json>],
+        info: &RequestInfo,
+    ) -> Result<Vec<Json>, CoreError> {
+        let managed = self.managed_ids(collection, rows, info).await?;
+        Ok(rows
+            .iter()
+            .map(|data| self.export_managed(collection, data, info, &managed))
+            .collect())
+    }
+
+    /// The ids among `rows` whose hidden email the caller may see as their manager.
+    async fn managed_ids(
+        &self,
+        collection: &Arc<Collection>,
+        rows: &[Map<String, Json>],
+        info: &RequestInfo,
+    ) -> Result<HashSet<String>, CoreError> {
+        let Some(auth) = info.auth.as_ref().filter(|a| !a.is_superuser()) else {
+            return Ok(HashSet::new());
+        };
+        let Some(rule) = collection
+            .auth
+            .as_ref()
+            .and_then(|a| a.manage_rule.as_deref())
+            .filter(|rule| collection.is_auth() && !rule.trim().is_empty())
+        else {
+            return Ok(HashSet::new());
+        };
+        let hidden: Vec<String> = rows
+            .iter()
+            .filter(|row| {
+                !row.get("emailVisibility")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false)
+            })
+            .filter_map(|row| row.get("id").and_then(Json::as_str))
+            .filter(|id| !(auth.collection.id == collection.id && auth.id() == *id))
+            .map(str::to_string)
+            .collect();
+        if hidden.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let ctx = crate::rules::request_context(info);
+        let compiled = self.compiled_rule_for(collection, rule, &ctx)?;
+        let query =
+            basalt_sql::filter::SelectBuilder::new(self.store().dialect(), collection, &ctx)
+                .filter(&compiled)
+                .ids(hidden)
+                .select_ids();
+        basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            Ok::<_, CoreError>(
+                conn.query(&query)?
+                    .rows
+                    .into_iter()
+                    .filter_map(|row| match row.into_iter().next() {
+                        Some(basalt_sql::Value::Text(id)) => Some(id),
+                        _ => None,
+                    })
+                    .collect(),
+            )
+        })
+        .await
     }
 }
 
@@ -917,7 +1032,10 @@ pub fn export_with(
     Json::Object(out)
 }
 
-/// Applies body values and modifiers to `data`; returns the resolved body for rules.
+/// Applies body values and modifiers to `data`; returns the resolved body for rules:
+/// the submitted keys with the modifiers of the collection's fields applied (`views+`
+/// becomes `views`), and every key not applied to a field (unknown names, passwords,
+/// ids, ...) as submitted, so `@request.body.*` sees what the client sent.
 fn apply_input(
     collection: &Collection,
     data: &mut Map<String, Json>,
@@ -943,15 +1061,18 @@ fn apply_input(
             (key.as_str(), None)
         };
         let Some(field) = collection.field(name) else {
+            keep(&mut resolved, key, value);
             continue;
         };
         if matches!(
             field.kind,
             FieldKind::Password { .. } | FieldKind::Autodate { .. }
         ) {
+            keep(&mut resolved, key, value);
             continue;
         }
         if (field.hidden && !superuser) || (collection.is_auth() && name == "tokenKey") {
+            keep(&mut resolved, key, value);
             continue;
         }
         if name == "id" && !creating {
@@ -964,6 +1085,7 @@ fn apply_input(
                     ),
                 );
             }
+            keep(&mut resolved, key, value);
             continue;
         }
         let current = data
@@ -1016,12 +1138,22 @@ fn apply_input(
                 }
                 field.normalize(&serde_json::json!(list))
             }
-            _ => continue,
+            _ => {
+                keep(&mut resolved, key, value);
+                continue;
+            }
         };
         resolved.insert(name.to_string(), next.clone());
         data.insert(name.to_string(), next);
     }
     resolved
+}
+
+/// Keeps a body key that was not applied to a field in the rules' view of the body.
+fn keep(resolved: &mut Map<String, Json>, key: &str, value: &Json) {
+    resolved
+        .entry(key.to_string())
+        .or_insert_with(|| value.clone());
 }
 
 pub(crate) fn list_of(value: &Json) -> Vec<String> {

@@ -467,7 +467,17 @@ impl App {
         record: &Map<String, Json>,
         group: Group,
     ) {
-        let mut exported = self.export(collection, record, &group.info);
+        // A manager sees the emails of the records it manages (checked on the stored row,
+        // so not for a delete: that row is gone and the email stays hidden).
+        let managed = match action {
+            Action::Delete => None,
+            _ => self
+                .export_rows(collection, std::slice::from_ref(record), &group.info)
+                .await
+                .ok()
+                .and_then(|mut one| one.pop()),
+        };
+        let mut exported = managed.unwrap_or_else(|| self.export(collection, record, &group.info));
         if let Some(expand) = group.options.expand() {
             let mut one = [exported];
             if let Err(error) = self

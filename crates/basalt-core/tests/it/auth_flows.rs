@@ -1549,6 +1549,223 @@ on_both_backends!(
     }
 );
 
+on_both_backends!(
+    a_manager_sees_the_emails_of_the_records_it_manages,
+    |harness: Harness| async move {
+        harness
+            .app
+            .update_collection(
+                "users",
+                json!({"manageRule": "@request.auth.name = 'admin'",
+                       "updateRule": "@request.auth.id != ''",
+                       "listRule": "@request.auth.id != ''",
+                       "viewRule": "@request.auth.id != ''"}),
+            )
+            .await
+            .expect("rules");
+        harness
+            .app
+            .create_record(
+                "users",
+                body(json!({"email": "admin@example.com", "password": PASSWORD,
+                            "passwordConfirm": PASSWORD, "name": "admin"})),
+                guest(),
+            )
+            .await
+            .expect("admin");
+        let victim = create_user(&harness.app, "users", "victim@example.com").await;
+        create_user(&harness.app, "users", "plain@example.com").await;
+        let users_id = users(&harness).id.clone();
+        harness
+            .app
+            .create_collection(json!({"name": "notes", "listRule": "", "viewRule": "",
+                "fields": [{"name": "owner", "type": "relation", "collectionId": users_id,
+                            "maxSelect": 1}]}))
+            .await
+            .expect("notes");
+        let note = harness
+            .app
+            .create_record(
+                "notes",
+                body(json!({"owner": victim})),
+                harness.superuser.clone(),
+            )
+            .await
+            .expect("note");
+        let note = note["id"].as_str().expect("note id").to_string();
+        let as_admin = crate::as_user(
+            login(&harness.app, "users", "admin@example.com", PASSWORD)
+                .await
+                .auth,
+        );
+        let as_plain = crate::as_user(
+            login(&harness.app, "users", "plain@example.com", PASSWORD)
+                .await
+                .auth,
+        );
+        let email_in_list = |page: &basalt_core::ListResult| -> Option<Json> {
+            page.items
+                .iter()
+                .find(|r| r["id"] == json!(victim))
+                .and_then(|r| r.get("email").cloned())
+        };
+        // Lists and views: the manager sees the hidden email, another user does not.
+        let page = harness
+            .app
+            .list_records("users", crate::all(), as_admin.clone())
+            .await
+            .expect("admin list");
+        assert_eq!(email_in_list(&page), Some(json!("victim@example.com")));
+        let page = harness
+            .app
+            .list_records("users", crate::all(), as_plain.clone())
+            .await
+            .expect("plain list");
+        assert_eq!(page.items.len(), 3);
+        assert_eq!(email_in_list(&page), None);
+        let seen = harness
+            .app
+            .view_record("users", &victim, as_admin.clone())
+            .await
+            .expect("admin view");
+        assert_eq!(seen["email"], json!("victim@example.com"));
+        let seen = harness
+            .app
+            .view_record("users", &victim, as_plain.clone())
+            .await
+            .expect("plain view");
+        assert!(seen.get("email").is_none(), "{seen}");
+        // Expanded records too.
+        for (info, expected) in [
+            (as_admin.clone(), Some(json!("victim@example.com"))),
+            (as_plain.clone(), None),
+        ] {
+            let mut records = vec![
+                harness
+                    .app
+                    .view_record("notes", &note, info.clone())
+                    .await
+                    .expect("note"),
+            ];
+            let notes = harness.app.collection("notes").expect("notes");
+            harness
+                .app
+                .expand_records(&notes, &mut records, "owner", &info)
+                .await
+                .expect("expand");
+            assert_eq!(
+                records[0]["expand"]["owner"].get("email").cloned(),
+                expected,
+                "{}",
+                records[0]
+            );
+        }
+        // The manager's update answer shows it; with emailVisibility on, everyone sees it.
+        let updated = harness
+            .app
+            .update_record(
+                "users",
+                &victim,
+                body(json!({"name": "renamed"})),
+                as_admin.clone(),
+            )
+            .await
+            .expect("manager update");
+        assert_eq!(updated["email"], json!("victim@example.com"));
+        harness
+            .app
+            .update_record(
+                "users",
+                &victim,
+                body(json!({"emailVisibility": true})),
+                harness.superuser.clone(),
+            )
+            .await
+            .expect("visible");
+        let seen = harness
+            .app
+            .view_record("users", &victim, as_plain)
+            .await
+            .expect("plain view");
+        assert_eq!(seen["email"], json!("victim@example.com"));
+    }
+);
+
+on_both_backends!(
+    the_manage_rule_sees_the_submitted_body,
+    |harness: Harness| async move {
+        harness
+            .app
+            .update_collection(
+                "users",
+                json!({"manageRule": "@request.auth.id != '' && @request.body.reason = 'support'",
+                       "updateRule": "@request.auth.id != ''"}),
+            )
+            .await
+            .expect("rules");
+        let victim = create_user(&harness.app, "users", "victim@example.com").await;
+        create_user(&harness.app, "users", "helper@example.com").await;
+        let as_helper = crate::as_user(
+            login(&harness.app, "users", "helper@example.com", PASSWORD)
+                .await
+                .auth,
+        );
+        // Without the body key the caller is no manager.
+        let error = harness
+            .app
+            .update_record(
+                "users",
+                &victim,
+                body(json!({"verified": true})),
+                as_helper.clone(),
+            )
+            .await
+            .expect_err("no reason given");
+        assert_eq!(code(&error, "verified"), "validation_values_mismatch");
+        let error = harness
+            .app
+            .update_record(
+                "users",
+                &victim,
+                body(
+                    json!({"password": "changed-pass", "passwordConfirm": "changed-pass",
+                            "reason": "other"}),
+                ),
+                as_helper.clone(),
+            )
+            .await
+            .expect_err("wrong reason");
+        assert!(!code(&error, "oldPassword").is_empty(), "{}", error.body());
+        // With it, the manager may change verified and the password without the old one.
+        harness
+            .app
+            .update_record(
+                "users",
+                &victim,
+                body(json!({"verified": true, "reason": "support"})),
+                as_helper.clone(),
+            )
+            .await
+            .expect("manager by body");
+        harness
+            .app
+            .update_record(
+                "users",
+                &victim,
+                body(
+                    json!({"password": "changed-pass", "passwordConfirm": "changed-pass",
+                            "reason": "support"}),
+                ),
+                as_helper,
+            )
+            .await
+            .expect("password by manager");
+        let record = stored(&harness, "users", &victim).await;
+        assert_eq!(record["verified"], json!(true));
+        login(&harness.app, "users", "victim@example.com", "changed-pass").await;
+    }
+);
+
 // ---------------------------------------------------------------------------------
 // Login bursts.
 

@@ -197,6 +197,16 @@ impl<'a> SelectBuilder<'a> {
         SqlQuery::with_binds(sql, binds)
     }
 
+    /// `SELECT "id" ...`: the ids of the rows `list` would return, unsorted and unpaged
+    /// (which of a page's records also pass another rule, such as `manageRule`).
+    pub fn select_ids(&self) -> SqlQuery {
+        let table = self.table();
+        let mut binds = Vec::new();
+        let mut sql = format!("SELECT {table}.\"id\" FROM {table}");
+        self.where_clause(&mut sql, &mut binds);
+        SqlQuery::with_binds(sql, binds)
+    }
+
     /// `SELECT 1 ... LIMIT 1`: whether any row matches (update/delete rule checks).
     pub fn exists(&self) -> SqlQuery {
         let mut binds = Vec::new();
