@@ -24,6 +24,7 @@ mod lifecycle;
 mod migrate;
 mod multinode;
 mod oauth2;
+mod pg_fault;
 mod rate_limits;
 mod realtime;
 mod realtime_matrix;
