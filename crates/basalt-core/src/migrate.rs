@@ -3,10 +3,15 @@
 //! and every record (password hashes and token keys included, so logins and issued
 //! tokens keep working), then verifies each table by row count and checksum.
 //!
-//! The target must be new: only the default collections, with no records. Uploaded
-//! files are not copied (their names are in the records; the storage folder or bucket
-//! is shared or copied separately). One-time passwords, MFA sessions and peer notes
-//! are short-lived and are not copied.
+//! The internal auth tables go too, verified the same way: `_externalAuths` (OAuth2
+//! links, so a provider sign-in finds the same record), and the short-lived `_otps` and
+//! `_mfas` (an OTP or MFA step under way can finish on the target).
+//!
+//! The target must be new: only the default collections, with no records and no rows
+//! in the internal tables. Uploaded files are not copied: their names and metadata are
+//! record values (copied), the bytes under `<dir>/storage` or in the S3 bucket are not;
+//! share or copy that folder separately, or use S3. Peer notes (`_events`, PostgreSQL
+//! only) are short-lived and are not copied.
 
 use std::collections::BTreeMap;
 
@@ -23,11 +28,46 @@ use crate::schema;
 /// Records copied per write transaction.
 const PAGE: i64 = 500;
 
+/// The internal tables copied after the records, with their columns (the first is the
+/// primary key `id`).
+const INTERNAL: &[(&str, &[&str])] = &[
+    (
+        "_externalAuths",
+        &[
+            "id",
+            "collectionRef",
+            "recordRef",
+            "provider",
+            "providerId",
+            "created",
+        ],
+    ),
+    (
+        "_otps",
+        &[
+            "id",
+            "collectionRef",
+            "recordRef",
+            "password",
+            "sentTo",
+            "failures",
+            "created",
+        ],
+    ),
+    (
+        "_mfas",
+        &["id", "collectionRef", "recordRef", "method", "created"],
+    ),
+];
+
 /// What was copied and verified, per collection: (name, rows, checksum).
 #[derive(Debug, Clone, Default)]
 pub struct MigrationReport {
-    /// One entry per copied table, in copy order.
+    /// One entry per copied collection table, in copy order.
     pub tables: Vec<(String, u64, String)>,
+    /// One entry per internal table (`_externalAuths`, `_otps`, `_mfas`): (name, rows,
+    /// checksum), verified like the collection tables.
+    pub internal: Vec<(String, u64, String)>,
     /// View collections re-created on the target.
     pub views: Vec<String>,
 }
@@ -88,12 +128,83 @@ async fn digest(app: &App, collection: &Collection) -> Result<(u64, String), Cor
         }
         after = last_id(&page);
     }
-    let hex = hasher
+    Ok((count, hex(hasher)))
+}
+
+/// One page of an internal table's rows after `after` (by id), columns in `columns` order.
+async fn read_internal_page(
+    app: &App,
+    table: &'static str,
+    columns: &'static [&'static str],
+    after: &str,
+) -> Result<Vec<Vec<Value>>, CoreError> {
+    let after = after.to_string();
+    basalt_store::read(app.store().as_ref(), move |conn: &mut dyn Conn| {
+        let dialect = conn.dialect();
+        let list: Vec<String> = columns.iter().map(|c| dialect.quote_ident(c)).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE \"id\" > {} ORDER BY \"id\" LIMIT {PAGE}",
+            list.join(", "),
+            dialect.quote_ident(table),
+            dialect.placeholder(1)
+        );
+        let rows = conn.query(&SqlQuery::with_binds(sql, vec![Value::Text(after)]))?;
+        Ok::<_, CoreError>(rows.rows)
+    })
+    .await
+}
+
+fn internal_last_id(page: &[Vec<Value>]) -> String {
+    match page.last().and_then(|row| row.first()) {
+        Some(Value::Text(id)) => id.clone(),
+        _ => String::new(),
+    }
+}
+
+/// A value as canonical JSON for the checksum (both backends read these columns as text
+/// and 64-bit integers).
+fn value_json(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::Float(f) => Json::from(*f),
+        Value::Text(t) => Json::String(t.clone()),
+        Value::Blob(bytes) => Json::String(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+    }
+}
+
+/// Row count and a SHA-256 over every row of an internal table (in id order).
+async fn internal_digest(
+    app: &App,
+    table: &'static str,
+    columns: &'static [&'static str],
+) -> Result<(u64, String), CoreError> {
+    let mut hasher = Sha256::new();
+    let mut count = 0u64;
+    let mut after = String::new();
+    loop {
+        let page = read_internal_page(app, table, columns, &after).await?;
+        if page.is_empty() {
+            break;
+        }
+        for row in &page {
+            let row = Json::Array(row.iter().map(value_json).collect());
+            hasher.update(row.to_string().as_bytes());
+            hasher.update(b"\n");
+            count += 1;
+        }
+        after = internal_last_id(&page);
+    }
+    Ok((count, hex(hasher)))
+}
+
+fn hex(hasher: Sha256) -> String {
+    hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((count, hex))
+        .collect()
 }
 
 impl App {
@@ -115,6 +226,16 @@ impl App {
                 return Err(CoreError::bad_request(&format!(
                     "The target is not empty: \"{}\" has records.",
                     collection.name
+                )));
+            }
+        }
+        for (table, columns) in INTERNAL {
+            if !read_internal_page(target, table, columns, "")
+                .await?
+                .is_empty()
+            {
+                return Err(CoreError::bad_request(&format!(
+                    "The target is not empty: \"{table}\" has rows."
                 )));
             }
         }
@@ -162,6 +283,35 @@ impl App {
                 .await?;
             }
         }
+        for (table, columns) in INTERNAL {
+            let mut after = String::new();
+            loop {
+                let page = read_internal_page(self, table, columns, &after).await?;
+                if page.is_empty() {
+                    break;
+                }
+                after = internal_last_id(&page);
+                basalt_store::write(target.store().as_ref(), move |conn: &mut dyn Conn| {
+                    let dialect = conn.dialect();
+                    let list: Vec<String> =
+                        columns.iter().map(|c| dialect.quote_ident(c)).collect();
+                    let marks: Vec<String> = (1..=columns.len())
+                        .map(|n| dialect.placeholder(n))
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO {} ({}) VALUES ({})",
+                        dialect.quote_ident(table),
+                        list.join(", "),
+                        marks.join(", ")
+                    );
+                    for row in page {
+                        conn.execute(&SqlQuery::with_binds(sql.clone(), row))?;
+                    }
+                    Ok::<_, CoreError>(())
+                })
+                .await?;
+            }
+        }
         // Views last: their queries read the copied tables (a query written for one
         // database's SQL dialect may fail on the other; the error names the view).
         let views: Vec<Collection> = sources.iter().filter(|c| c.is_view()).cloned().collect();
@@ -197,6 +347,14 @@ impl App {
                 mismatches.insert(collection.name.clone(), (count, copied));
             }
             report.tables.push((collection.name.clone(), count, sum));
+        }
+        for (table, columns) in INTERNAL {
+            let (count, sum) = internal_digest(self, table, columns).await?;
+            let (copied, copied_sum) = internal_digest(target, table, columns).await?;
+            if count != copied || sum != copied_sum {
+                mismatches.insert((*table).to_string(), (count, copied));
+            }
+            report.internal.push(((*table).to_string(), count, sum));
         }
         if !mismatches.is_empty() {
             return Err(CoreError::bad_request(&format!(

@@ -66,8 +66,10 @@ enum Command {
         #[command(subcommand)]
         action: SuperuserAction,
     },
-    /// Copies a whole app (settings, collections, records) from one database to a new,
-    /// empty one and verifies it: a data dir (SQLite) or a postgres:// URL on each side.
+    /// Copies a whole app (settings, collections, records, OAuth2 links, pending OTPs and
+    /// MFA sessions) from one database to a new, empty one and verifies it: a data dir
+    /// (SQLite) or a postgres:// URL on each side. Uploaded files (the data dir's storage
+    /// folder) are not copied: copy or share that folder, or use S3.
     MigrateData {
         /// The source: a data dir or a postgres:// URL.
         #[arg(long)]
@@ -268,6 +270,9 @@ async fn migrate_data(from: &str, to: &str) -> Result<()> {
     };
     for (name, rows, checksum) in &report.tables {
         println!("{name}: {rows} records, sha256 {checksum} (verified)");
+    }
+    for (name, rows, checksum) in &report.internal {
+        println!("{name}: {rows} rows, sha256 {checksum} (verified)");
     }
     for view in &report.views {
         println!("{view}: view re-created");
