@@ -22,6 +22,10 @@ fi
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   apt-get update && apt-get install -y nginx
 fi
+# The pg_fault test runs a private PostgreSQL cluster (initdb/pg_ctl as the postgres user).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt-get update && apt-get install -y postgresql
+fi
 # PostgreSQL on loopback is used by the store tests; start it if it is down.
 if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
