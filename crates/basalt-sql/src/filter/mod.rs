@@ -45,7 +45,8 @@
 //!   `::jsonb`, `::int8`), so every bind has a fixed type; JSON values are bound as text.
 //! - `LIKE` is `LOWER(x COLLATE "C") LIKE LOWER(p COLLATE "C") ESCAPE '\'` on
 //!   PostgreSQL (ASCII-only folding, as SQLite); text ordering uses `COLLATE "C"`; sorts
-//!   add `NULLS FIRST`/`NULLS LAST` to match SQLite's NULL placement.
+//!   add `NULLS FIRST`/`NULLS LAST` to match SQLite's NULL placement, except on a
+//!   table's own non-JSON columns, which are NOT NULL (so an index serves `DESC` too).
 //! - JSON values (`meta.a`, unknown `@request.body` keys) are compared on PostgreSQL
 //!   with SQLite's rules for mixed types (see `emit`); arrays and objects compared as
 //!   text differ in spacing (`jsonb` prints `[1, 2]`, SQLite `[1,2]`).

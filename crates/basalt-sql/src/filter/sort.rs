@@ -1,7 +1,7 @@
 //! `?sort=`: field paths (same resolver and checks as filters), `@random`, `@rowid`.
 
 use basalt_filter::{SortTarget, parse_sort};
-use basalt_schema::{Collection, SchemaLookup};
+use basalt_schema::{Collection, FieldKind, SchemaLookup};
 
 use super::compile::Cx;
 use super::context::{CompileOptions, RequestContext};
@@ -42,6 +42,21 @@ impl CompiledSort {
         self.template.render(&self.joins, offset, base, joins);
         self.template.render(&self.order, offset, base, order);
     }
+}
+
+/// Whether `path` names a column of `collection`'s own table that cannot hold NULL.
+fn plain_column(collection: &Collection, path: &basalt_filter::Path) -> bool {
+    let [segment] = path.segments.as_slice() else {
+        return false;
+    };
+    !collection.is_view()
+        && segment.modifiers.is_empty()
+        && collection.field(&segment.name).is_some_and(|field| {
+            !matches!(
+                field.kind,
+                FieldKind::Json { .. } | FieldKind::GeoPoint { .. }
+            )
+        })
 }
 
 /// Compiles a `?sort=` list for `collection`.
@@ -92,6 +107,15 @@ pub fn compile_sort(
                             "",
                         ));
                     }
+                };
+                // A plain non-JSON column of a table is NOT NULL (every such column is
+                // created with a default and NOT NULL), so the NULLS clause changes no
+                // order there; leaving it out lets PostgreSQL walk a btree index on the
+                // column backwards for DESC (with `DESC NULLS LAST` it sorts every match).
+                let nulls = if op.guard.is_none() && plain_column(collection, path) {
+                    ""
+                } else {
+                    nulls
                 };
                 let value = match &op.guard {
                     Some(guard) => frag!["(CASE WHEN ", guard, " THEN ", &op.value, " END)"],
