@@ -109,11 +109,38 @@ def free_port():
     return p
 
 
+def reset_database(url):
+    """Drops and creates the database of a postgres:// URL (through the `postgres` db)."""
+    base, name = url.rsplit("/", 1)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise RuntimeError(f"unexpected database name in {url}")
+    admin = base + "/postgres"
+    for sql in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
+        subprocess.run(["psql", admin, "-qc", sql], check=True, stdout=subprocess.DEVNULL)
+
+
+def postgres_cpu():
+    """CPU seconds of every PostgreSQL server process (postmaster and backends)."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "postgres":
+                    continue
+        except OSError:
+            continue
+        total += proc_cpu(int(pid))
+    return total
+
+
 # ---------------------------------------------------------------- servers
 
 class Server:
-    def __init__(self, name, kind, binary, sync="full"):
+    def __init__(self, name, kind, binary, sync="full", db=None, nodes=1):
         self.name, self.kind, self.binary, self.sync = name, kind, binary, sync
+        self.db = db          # a postgres:// URL: Basalt on PostgreSQL
         self.port = free_port()
         self.dir = os.path.join(WORK, "data", name)
         self.proc = None
@@ -121,18 +148,34 @@ class Server:
         self.users_id = None
         self.tags_id = None
         self.tokens_file = None
+        # further nodes of one cluster on the same database (PostgreSQL only); the API
+        # is set up through this node, load is spread over all of them (BENCH_ADDRS)
+        self.extra = [Server(f"{name}-n{i + 2}", kind, binary, sync, db) for i in range(nodes - 1)]
 
-    def start(self):
+    def pids(self):
+        return [self.proc.pid] + [n.proc.pid for n in self.extra]
+
+    def wrk_env(self):
+        if not self.extra:
+            return None
+        ports = [self.port] + [n.port for n in self.extra]
+        return dict(os.environ, BENCH_ADDRS=",".join(f"127.0.0.1:{p}" for p in ports))
+
+    def start(self, node_of=None):
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
         logf = open(os.path.join(WORK, "logs", f"{self.name}.log"), "w")
         addr = f"127.0.0.1:{self.port}"
+        db = ["--db", self.db] if self.db else []
         if self.kind == "ceiling":
             cmd = [self.binary, addr, os.path.join(self.dir, "ceiling.db")]
         else:
-            subprocess.run([self.binary, "superuser", "upsert", EMAIL, PASSWORD, "--dir", self.dir],
-                           check=True, stdout=logf, stderr=subprocess.STDOUT)
-            cmd = [self.binary, "serve", "--http", addr, "--dir", self.dir]
+            if self.db and node_of is None:
+                reset_database(self.db)
+            if node_of is None:
+                subprocess.run([self.binary, "superuser", "upsert", EMAIL, PASSWORD, "--dir", self.dir]
+                               + db, check=True, stdout=logf, stderr=subprocess.STDOUT)
+            cmd = [self.binary, "serve", "--http", addr, "--dir", self.dir] + db
             if self.kind == "pocketbase":
                 cmd.append("--automigrate=false")
             else:
@@ -147,7 +190,11 @@ class Server:
             try:
                 st, _ = Conn(self.port).call("GET", probe)
                 if st in (200, 404):
-                    log(f"{self.name} up on {addr} (pid {self.proc.pid})")
+                    log(f"{self.name} up on {addr} (pid {self.proc.pid})"
+                        + (f" on {self.db}" if self.db else ""))
+                    for node in self.extra:
+                        node.start(node_of=self)
+                        ALL_PIDS.append(node.proc.pid)
                     return
             except OSError:
                 pass
@@ -155,6 +202,8 @@ class Server:
         raise RuntimeError(f"{self.name} did not start")
 
     def stop(self):
+        for node in self.extra:
+            node.stop()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -164,6 +213,10 @@ class Server:
                 self.proc.wait()
 
     def status_kb(self, key):
+        """A /proc/PID/status value in kB, summed over the nodes of a cluster."""
+        return self.node_kb(key) + sum(n.node_kb(key) for n in self.extra)
+
+    def node_kb(self, key):
         try:
             with open(f"/proc/{self.proc.pid}/status") as f:
                 for line in f:
@@ -340,6 +393,18 @@ def check_same_answers(a, b, coll):
 
 def set_list_rule(s, coll, rule):
     Conn(s.port, s.token).must("PATCH", f"/api/collections/{coll}", {"listRule": rule})
+    wait_nodes(s, lambda c: c.must("GET", f"/api/collections/{coll}")["listRule"] == rule)
+
+
+def wait_nodes(s, seen, timeout=10.0):
+    """Waits until every further node of a cluster sees a change made through the first
+    (schema changes travel between nodes asynchronously, in milliseconds)."""
+    for node in s.extra:
+        deadline = time.time() + timeout
+        while not seen(Conn(node.port, s.token)):
+            if time.time() > deadline:
+                raise RuntimeError(f"{node.name} did not see the change within {timeout:g}s")
+            time.sleep(0.02)
 
 
 def path_expand(coll):
@@ -551,18 +616,22 @@ def wait_quiet(max_wait=15.0, window=0.3, limit=0.35):
 
 
 def run_wrk(s, mode, args, duration, conns, threads=2):
-    import resource
     cmd = wrk(s, mode, args, duration, conns, threads)
-    c0 = proc_cpu(s.proc.pid)
+    cpu = lambda: sum(proc_cpu(p) for p in s.pids())   # noqa: E731
+    c0 = cpu()
+    # on PostgreSQL the database server is part of the system under test
+    d0 = postgres_cpu() if s.db else 0.0
     b0, o0 = system_busy(), ours_cpu()
     w0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, env=s.wrk_env())
     wall = time.time() - w0
     r = parse_wrk(p.stdout, p.stderr)
-    server_cpu = proc_cpu(s.proc.pid) - c0
+    db_cpu = postgres_cpu() - d0 if s.db else 0.0
+    server_cpu = cpu() - c0 + db_cpu
     r["cpu_us_per_req"] = server_cpu / r["requests"] * 1e6 if r["requests"] else 0.0
+    r["db_us_per_req"] = db_cpu / r["requests"] * 1e6 if r["requests"] else 0.0
     r["server_cores"] = server_cpu / wall
-    r["foreign_cores"] = max(0.0, (system_busy() - b0 - (ours_cpu() - o0)) / wall)
+    r["foreign_cores"] = max(0.0, (system_busy() - b0 - (ours_cpu() - o0) - db_cpu) / wall)
     return r
 
 
@@ -587,6 +656,8 @@ class Bench:
         self.posts_seeded = True
         self.slow = set()
         self.rt_results = {}   # (clients, rate, duration) -> {server: [runs]}
+        # Basalt on PostgreSQL (one node, two nodes), measured in reads and writes
+        self.pg = [s.name for s in servers if s.db]
         self.rt_baseline = {}  # server -> VmRSS kB before its first realtime run
 
     def measure(self, dataset, scen, names, args_for, mode=None, duration=None, rounds=None):
@@ -614,22 +685,23 @@ class Bench:
                     + (f" (waited {waited:.0f}s for quiet)" if waited > 1 else ""))
         return res
 
-    def reads(self, dataset, coll, ids_file, with_ceiling):
-        names = ["basalt", "pocketbase"] + (["ceiling"] if with_ceiling else [])
+    def reads(self, dataset, coll, ids_file, with_ceiling, with_pg=True):
+        apps = ["basalt", "pocketbase"] + (self.pg if with_pg else [])
+        names = apps + (["ceiling"] if with_ceiling else [])
         lo, hi = 2000, 8000
         self.measure(dataset, "view", names,
                      lambda s, r: [ids_file, f"/api/collections/{coll}/records"])
         pre, post = path_list(coll)
-        self.measure(dataset, "list", names[:2], lambda s, r: [pre, post, lo, hi], mode="list")
+        self.measure(dataset, "list", apps, lambda s, r: [pre, post, lo, hi], mode="list")
         pre, post = path_list(coll, skip_total=True)
-        self.measure(dataset, "list_skiptotal", names[:2], lambda s, r: [pre, post, lo, hi],
+        self.measure(dataset, "list_skiptotal", apps, lambda s, r: [pre, post, lo, hi],
                      mode="list")
-        for n in names[:2]:
+        for n in apps:
             set_list_rule(self.servers[n], coll, LIST_RULE_AUTH)
         pre, post = path_list(coll, published=False)
-        self.measure(dataset, "list_auth", names[:2],
+        self.measure(dataset, "list_auth", apps,
                      lambda s, r: [pre, post, lo, hi, s.tokens_file], mode="list")
-        for n in names[:2]:
+        for n in apps:
             set_list_rule(self.servers[n], coll, "")
 
     def expand(self, dataset, coll):
@@ -644,7 +716,7 @@ class Bench:
                 "PATCH", "/api/collections/users", {"viewRule": old[n]})
 
     def writes(self, dataset, coll, ids_file, users_file):
-        both = ["basalt", "pocketbase"]
+        both = ["basalt", "pocketbase"] + self.pg
         path = f"/api/collections/{coll}/records"
         self.measure(dataset, "update", both, lambda s, r: [ids_file, path])
         created = {}
@@ -801,6 +873,7 @@ def summarize(bench):
                 "peak_rss_mb": peak / 1024, "runs": len(runs),
                 "rps_runs": [round(x["rps"]) for x in runs],
                 "cpu_us_per_req": med(runs, "cpu_us_per_req") if "cpu_us_per_req" in runs[0] else 0,
+                "db_us_per_req": med(runs, "db_us_per_req") if "db_us_per_req" in runs[0] else 0,
                 "foreign_cores": (statistics.mean(x["foreign_cores"] for x in runs)
                                   if all("foreign_cores" in x for x in runs) else None),
             }
@@ -846,6 +919,37 @@ def table(rows):
                        f"| {v['errors']} | {rss} | {cpu} | {ratio_pb} | {ratio_c} | {fc} |")
             first = False
     return "\n".join(out)
+
+
+PG_SERVERS = (("basalt", "Basalt, SQLite"), ("basalt_pg", "Basalt, PostgreSQL, 1 node"),
+              ("basalt_pg2", "Basalt, PostgreSQL, 2 nodes"), ("pocketbase", "PocketBase"))
+
+
+def pg_table(rows):
+    """The scenarios that ran on PostgreSQL too (issue 9): each server's ratio to PocketBase."""
+    out = ["| rows | scenario | server | req/s | p50 ms | p99 ms | errors | peak RSS MB "
+           "| CPU us/req (Basalt + PostgreSQL) | of it PostgreSQL | vs PocketBase | other load (cores) |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in rows:
+        sv = e["servers"]
+        if not any(n in sv for n in ("basalt_pg", "basalt_pg2")):
+            continue
+        pb = sv.get("pocketbase", {}).get("rps")
+        first = True
+        for n, label in PG_SERVERS:
+            v = sv.get(n)
+            if not v:
+                continue
+            ratio = f"**{v['rps'] / pb:.2f}x**" if pb and n != "pocketbase" else ""
+            rss = f"{v['peak_rss_mb']:.0f}" if v["peak_rss_mb"] else "-"
+            cpu = f"{v['cpu_us_per_req']:,.0f}" if v.get("cpu_us_per_req") else "-"
+            db = f"{v['db_us_per_req']:,.0f}" if n.startswith("basalt_pg") else ""
+            fc = f"{v['foreign_cores']:.2f}" if v.get("foreign_cores") is not None else "-"
+            out.append(f"| {e['dataset'] if first else ''} | {NICE.get(e['scenario'], e['scenario']) if first else ''} "
+                       f"| {label} | {v['rps']:,.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {v['errors']} "
+                       f"| {rss} | {cpu} | {db} | {ratio} | {fc} |")
+            first = False
+    return "\n".join(out) if len(out) > 2 else ""
 
 
 def summarize_rt(bench):
@@ -1067,6 +1171,16 @@ def report(bench, opts, hwm, started, elapsed):
     body = []
     if rows:
         body += [table(rows), ""]
+    pg = pg_table(rows) if rows else ""
+    if pg:
+        body += ["### On PostgreSQL (issue 9)", "",
+                 "Basalt on PostgreSQL (the server on loopback, `synchronous_commit` on, one database "
+                 "per setup, dropped and created by the run): one node, and two nodes on one "
+                 "database sharing the same 2 cores (wrk's two threads connect one to each node, "
+                 "16 connections each). The same data, indexes and requests as above, in the same "
+                 "rounds; CPU per request includes the PostgreSQL server processes, and other load "
+                 "excludes them. PocketBase has no PostgreSQL mode; its SQLite figures are repeated "
+                 "for the ratio.", "", pg, ""]
     if rt_rows:
         body += ["### Realtime (issue 7)", "", rt_table(rt_rows), ""]
     tgt = [targets(rows, hwm)] if rows else []
@@ -1208,10 +1322,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--sync", default="full", choices=["full", "normal"])
+    ap.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"),
+                    help="PostgreSQL server for group pg (databases basalt_bench_pg1/2 are "
+                         "dropped and created in it)")
     ap.add_argument("--no-wait-quiet", dest="wait_quiet", action="store_false",
                     help="do not wait (up to 20 s) for other processes to go quiet before a run")
-    ap.add_argument("--only", default="", help="comma-separated groups: reads,expand,writes,auth,files,big,realtime "
-                    "(files or realtime alone skip seeding the posts)")
+    ap.add_argument("--only", default="", help="comma-separated groups: reads,expand,writes,auth,files,big,realtime,pg "
+                    "(files or realtime alone skip seeding the posts; pg adds Basalt on "
+                    "PostgreSQL, one node and two, to reads and writes; pg alone = reads,writes,pg)")
     ap.add_argument("--out", default=None, help="markdown file to update (default: BENCHMARKS.md "
                     "for a full run, bench/.work/BENCHMARKS-quick.md for --quick)")
     ap.add_argument("--command", default="bench/run.sh")
@@ -1233,8 +1351,10 @@ def main():
         o.rt_duration = 5.0 if o.quick else 30.0
     if o.rt_rounds is None:
         o.rt_rounds = 1 if o.quick else 2
-    all_groups = {"reads", "expand", "writes", "auth", "files", "big", "realtime"}
+    all_groups = {"reads", "expand", "writes", "auth", "files", "big", "realtime", "pg"}
     groups = set(filter(None, o.only.split(","))) or all_groups
+    if groups == {"pg"}:
+        groups |= {"reads", "writes"}
     if groups - all_groups:
         sys.exit(f"unknown group(s) in --only: {', '.join(sorted(groups - all_groups))}")
     # the posts rows are needed by every group but the file-serving one
@@ -1251,6 +1371,13 @@ def main():
     servers = [Server("basalt", "basalt", o.basalt, o.sync),
                Server("pocketbase", "pocketbase", o.pocketbase),
                Server("ceiling", "ceiling", o.ceiling)]
+    if "pg" in groups and not o.profile:
+        if shutil.which("psql") is None:
+            sys.exit("group pg needs psql and a PostgreSQL server (--pg)")
+        base = o.pg.rstrip("/")
+        servers += [Server("basalt_pg", "basalt", o.basalt, o.sync, db=f"{base}/basalt_bench_pg1"),
+                    Server("basalt_pg2", "basalt", o.basalt, o.sync, db=f"{base}/basalt_bench_pg2",
+                           nodes=2)]
     if o.profile:
         servers = [x for x in servers if x.name == o.target]
     bench = None
@@ -1278,6 +1405,10 @@ def main():
             return
         if need_posts:
             check_same_answers(servers[0], servers[1], "posts")
+            for s in servers[3:]:
+                check_same_answers(s, servers[1], "posts")
+                for node in s.extra:
+                    check_same_answers(node, servers[1], "posts")
         bench = Bench(o, servers)
         bench.posts_seeded = need_posts
         bench.files["ids"] = ids_file
@@ -1293,7 +1424,7 @@ def main():
             bench.auth(ds, users_file)
         if "files" in groups:
             blob, png = gen_blob(FILE_SIZE, 3), gen_png(IMAGE_W, IMAGE_H, 4)
-            paths = {s.name: setup_files(s, blob, png) for s in apps}
+            paths = {s.name: setup_files(s, blob, png) for s in apps[:2]}
             bench.files_info = {"png_bytes": len(png),
                                 **{n: p["thumb_bytes"] for n, p in paths.items()}}
             bench.file_serving("files", paths)
@@ -1306,13 +1437,13 @@ def main():
             big_ids = os.path.join(WORK, "tmp", "ids-big.txt")
             with open(big_ids, "w") as f:
                 f.write("".join(r["id"] + "\n" for r in big))
-            for s in apps:
+            for s in apps[:2]:
                 seed(s, "posts_big", big)
             check_same_answers(apps[0], apps[1], "posts_big")
             del big
             big_ds = f"{o.big_rows // 1000}k"
             bench.slow = {(big_ds, "list"), (big_ds, "list_auth")}
-            bench.reads(big_ds, "posts_big", big_ids, with_ceiling=False)
+            bench.reads(big_ds, "posts_big", big_ids, with_ceiling=False, with_pg=False)
         hwm = {s.name: s.status_kb("VmHWM") for s in servers}
     finally:
         if bench:

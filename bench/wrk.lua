@@ -28,9 +28,19 @@ local pos, last, counter, verified = 1, 0, 0, false
 ok_ids = {} -- global: read by done() through thread:get
 local json_hdr = { ["Content-Type"] = "application/json" }
 
+-- BENCH_ADDRS=host:port,host:port,... spreads the threads over several servers (thread i
+-- connects to entry ((i - 1) mod n) + 1): the nodes of one Basalt cluster.
+local spread = os.getenv("BENCH_ADDRS")
+
 function setup(thread)
   threads[#threads + 1] = thread
   thread:set("tid", #threads)
+  if spread and spread ~= "" then
+    local list = {}
+    for hp in spread:gmatch("[^,]+") do list[#list + 1] = hp end
+    local host, port = list[(#threads - 1) % #list + 1]:match("^(.*):(%d+)$")
+    thread.addr = wrk.lookup(host, port)[1]
+  end
 end
 
 local function lines(path)
