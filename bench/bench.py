@@ -1359,7 +1359,7 @@ def main():
         sys.exit(f"unknown group(s) in --only: {', '.join(sorted(groups - all_groups))}")
     # the posts rows are needed by every group but the file-serving one
     need_posts = bool(o.profile) or bool(groups & {"reads", "expand", "writes", "auth", "big"})
-    if "realtime" in groups and not o.realtime:
+    if "realtime" in groups and not o.realtime and not o.profile:
         sys.exit("group realtime needs --realtime (the bench/realtime client; bench/run.sh builds it)")
     if shutil.which("wrk") is None:
         sys.exit("wrk not found (bench/run.sh installs it with apt-get)")
