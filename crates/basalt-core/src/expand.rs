@@ -198,7 +198,7 @@ impl App {
             )
         })
         .await?;
-        Ok(Some(self.export_rows(target, &rows, info).await?))
+        Ok(Some(self.export_rows(target, rows, info).await?))
     }
 
     async fn expand_forward(

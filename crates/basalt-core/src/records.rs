@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use basalt_schema::{
-    Collection, FieldError, FieldErrors, FieldKind, RuleKind, SchemaLookup, now_datetime, random_id,
+    Collection, Field, FieldError, FieldErrors, FieldKind, RuleKind, SchemaLookup, now_datetime,
+    random_id,
 };
 use basalt_sql::record;
 use basalt_store::{Conn, ErrorKind, StoreError};
@@ -262,7 +263,7 @@ impl App {
             .into_iter()
             .map(|row| record::decode_row(&export_collection, row))
             .collect();
-        let items = self.export_rows(&export_collection, &rows, &info).await?;
+        let items = self.export_rows(&export_collection, rows, &info).await?;
         Ok(ListResult::page_of(&params, total, items))
     }
 
@@ -289,9 +290,7 @@ impl App {
         })
         .await?;
         let data = found.ok_or_else(CoreError::not_found)?;
-        let mut exported = self
-            .export_rows(&collection, std::slice::from_ref(&data), &info)
-            .await?;
+        let mut exported = self.export_rows(&collection, vec![data], &info).await?;
         Ok(exported.pop().unwrap_or(Json::Null))
     }
 
@@ -800,10 +799,7 @@ impl App {
             .await;
         self.publish(written.changes).await;
         match written.record {
-            Some(data) => Ok(self
-                .export_rows(&collection, std::slice::from_ref(&data), info)
-                .await?
-                .pop()),
+            Some(data) => Ok(self.export_rows(&collection, vec![data], info).await?.pop()),
             None => Ok(None),
         }
     }
@@ -926,13 +922,23 @@ impl App {
     pub(crate) async fn export_rows(
         &self,
         collection: &Arc<Collection>,
-        rows: &[Map<String, Json>],
+        rows: Vec<Map<String, Json>>,
         info: &RequestInfo,
     ) -> Result<Vec<Json>, CoreError> {
-        let managed = self.managed_ids(collection, rows, info).await?;
+        let managed = self.managed_ids(collection, &rows, info).await?;
+        let superuser = info.is_superuser();
+        let me = info
+            .auth
+            .as_ref()
+            .filter(|a| a.collection.id == collection.id)
+            .map(|a| a.id());
         Ok(rows
-            .iter()
-            .map(|data| self.export_managed(collection, data, info, &managed))
+            .into_iter()
+            .map(|data| {
+                let id = data.get("id").and_then(Json::as_str);
+                let shown = id.is_some_and(|id| Some(id) == me || managed.contains(id));
+                export_owned(collection, data, superuser, shown)
+            })
             .collect())
     }
 
@@ -998,24 +1004,11 @@ pub fn export_with(
     superuser: bool,
     is_self: bool,
 ) -> Json {
+    let email_shown = is_self || email_visible(data);
     let mut out = Map::new();
     for field in &collection.fields {
-        if matches!(field.kind, FieldKind::Password { .. })
-            || (collection.is_auth() && field.name == "tokenKey")
-        {
+        if !exported(collection, field, superuser, email_shown) {
             continue;
-        }
-        if field.hidden && !superuser {
-            continue;
-        }
-        if collection.is_auth() && field.name == "email" {
-            let visible = data
-                .get("emailVisibility")
-                .and_then(Json::as_bool)
-                .unwrap_or(false);
-            if !(visible || superuser || is_self) {
-                continue;
-            }
         }
         out.insert(
             field.name.clone(),
@@ -1024,6 +1017,52 @@ pub fn export_with(
                 .unwrap_or_else(|| field.zero_value()),
         );
     }
+    with_collection(collection, out)
+}
+
+/// [`export_with`] of a record the caller owns: its map is filtered in place instead of
+/// copied (the list, view and expand paths export rows they just decoded).
+fn export_owned(
+    collection: &Collection,
+    mut data: Map<String, Json>,
+    superuser: bool,
+    is_self: bool,
+) -> Json {
+    let email_shown = is_self || email_visible(&data);
+    data.retain(|name, _| {
+        collection
+            .field(name)
+            .is_some_and(|field| exported(collection, field, superuser, email_shown))
+    });
+    for field in &collection.fields {
+        if !data.contains_key(&field.name) && exported(collection, field, superuser, email_shown) {
+            data.insert(field.name.clone(), field.zero_value());
+        }
+    }
+    with_collection(collection, data)
+}
+
+fn email_visible(data: &Map<String, Json>) -> bool {
+    data.get("emailVisibility")
+        .and_then(Json::as_bool)
+        .unwrap_or(false)
+}
+
+/// Whether a field is part of a record's export: never passwords or the token key,
+/// hidden fields for superusers only, an auth record's email when it may be shown.
+fn exported(collection: &Collection, field: &Field, superuser: bool, email_shown: bool) -> bool {
+    if matches!(field.kind, FieldKind::Password { .. })
+        || (collection.is_auth() && field.name == "tokenKey")
+    {
+        return false;
+    }
+    if field.hidden && !superuser {
+        return false;
+    }
+    !(collection.is_auth() && field.name == "email" && !(email_shown || superuser))
+}
+
+fn with_collection(collection: &Collection, mut out: Map<String, Json>) -> Json {
     out.insert("collectionId".into(), Json::String(collection.id.clone()));
     out.insert(
         "collectionName".into(),

@@ -154,7 +154,10 @@ async fn batch(
             }
             None => Json_::Null,
         };
-        out.push(json!({"status": result.status, "body": body}));
+        let mut entry = serde_json::Map::new();
+        entry.insert("body".into(), body);
+        entry.insert("status".into(), Json_::from(result.status));
+        out.push(Json_::Object(entry));
     }
     Ok(Json(Json_::Array(out)).into_response())
 }

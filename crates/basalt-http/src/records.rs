@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use basalt_core::{ListParams, ListResult, RequestInfo};
-use serde_json::{Value as Json_, json};
+use serde_json::Value as Json_;
 
 use crate::AppState;
 use crate::collections::picked;
@@ -86,14 +86,26 @@ pub(crate) fn list_response(result: ListResult, picker: Option<Picker>) -> Respo
             .collect(),
         None => result.items,
     };
-    Json(json!({
-        "items": items,
-        "page": result.page,
-        "perPage": result.per_page,
-        "totalItems": result.total_items,
-        "totalPages": result.total_pages,
-    }))
+    // Serialized straight from the items: `json!` would deep-copy every record first.
+    Json(Page {
+        items,
+        page: result.page,
+        per_page: result.per_page,
+        total_items: result.total_items,
+        total_pages: result.total_pages,
+    })
     .into_response()
+}
+
+/// PocketBase's list envelope (keys in its order).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    items: Vec<Json_>,
+    page: i64,
+    per_page: i64,
+    total_items: i64,
+    total_pages: i64,
 }
 
 /// Applies `?expand=` to exported records of a collection, when asked for.

@@ -472,7 +472,7 @@ impl App {
         let managed = match action {
             Action::Delete => None,
             _ => self
-                .export_rows(collection, std::slice::from_ref(record), &group.info)
+                .export_rows(collection, vec![record.clone()], &group.info)
                 .await
                 .ok()
                 .and_then(|mut one| one.pop()),
