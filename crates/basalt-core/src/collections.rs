@@ -45,6 +45,43 @@ pub fn public_collection(collection: &Collection) -> Json {
     value
 }
 
+/// OAuth2 providers are shown without their client secret, so a provider saved back
+/// without one (or with an empty one) keeps the stored secret of the same name.
+fn keep_client_secrets(old: &Collection, merged: &mut Json) {
+    let Some(before) = old
+        .auth
+        .as_ref()
+        .and_then(|a| a.oauth2.get("providers"))
+        .and_then(Json::as_array)
+    else {
+        return;
+    };
+    let Some(providers) = merged
+        .get_mut("oauth2")
+        .and_then(|o| o.get_mut("providers"))
+        .and_then(Json::as_array_mut)
+    else {
+        return;
+    };
+    for provider in providers.iter_mut().filter_map(Json::as_object_mut) {
+        if provider
+            .get("clientSecret")
+            .and_then(Json::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            continue;
+        }
+        let name = provider.get("name").cloned();
+        if let Some(secret) = before
+            .iter()
+            .find(|p| p.get("name") == name.as_ref())
+            .and_then(|p| p.get("clientSecret"))
+        {
+            provider.insert("clientSecret".into(), secret.clone());
+        }
+    }
+}
+
 /// The first rule of another table collection that no longer compiles against `all`.
 fn broken_rules(app: &App, all: &CollectionList, changed: &str) -> Option<Json> {
     for other in all.0.iter().filter(|c| c.id != changed && !c.is_view()) {
@@ -234,6 +271,7 @@ impl App {
                 }
             }
         }
+        keep_client_secrets(&old, &mut merged);
         let mut collection = parse_collection(merged)?;
         if old.system {
             let mut errors = BTreeMap::new();

@@ -3,6 +3,7 @@
 //! Providers come from the auth collection's `oauth2` options. Kinds: a generic OpenID
 //! Connect provider configured by URLs (`oidc`, `oidc2`, `oidc3`; `extra.jwksURL` and
 //! `extra.issuers`), and the presets `google` (OIDC with Google's endpoints) and `github`.
+//! An OIDC provider without a `userInfoURL` is read from the claims of its id_token.
 //!
 //! Security decisions:
 //! - Outbound requests (token, userinfo, JWKS) use a client with short timeouts that
@@ -10,28 +11,36 @@
 //!   superuser's configuration, never the client's. The avatar URL is the
 //!   provider's (so untrusted): it is fetched into a mapped file field of a new record
 //!   only from public addresses (`safe_fetch`).
-//! - OIDC: the token answer must carry an `id_token`. It is accepted only when signed
-//!   RS256 by a key of the provider's JWKS, or HS256 with the client secret (no other
-//!   algorithm, never `none`), with `aud` = client id, an `exp` in the future, an `iss`
-//!   from `extra.issuers` (any non-empty one when none are configured), a `sub` equal
-//!   to the userinfo `sub`, and, when PKCE is on, the `nonce` that `auth-methods` put in
-//!   the authorization URL (derived from the code verifier, so no server state).
+//! - OIDC: the token answer must carry an `id_token`, also when the user is read from
+//!   the userinfo endpoint. It is accepted only when signed RS256 by a key of the
+//!   provider's JWKS, or HS256 with the client secret (no other algorithm, never
+//!   `none`), with `aud` = client id, an `exp` in the future, an `iss` from
+//!   `extra.issuers` (any non-empty one when none are configured), a `sub` equal to the
+//!   userinfo `sub`, and, when PKCE is on, the `nonce` that `auth-methods` put in the
+//!   authorization URL (derived from the code verifier, so no server state).
 //! - The provider's user id must be non-empty; an answer without one is refused.
-//! - Linking by email happens only when the provider says the email is verified. A
-//!   record found that way that is not verified yet may have been registered by
-//!   someone else: it becomes verified, its password is replaced by a random one (so
-//!   the token key rotates) and its other provider links are removed, so whoever set
-//!   that password or linked another identity loses access. With an unverified
-//!   provider email an existing record is never linked (400).
-//! - A new record is verified only when its email is the one the provider verified;
-//!   an email from `createData` that differs stays unverified.
+//! - An email the provider does not say is verified is not used at all (as if the
+//!   provider sent none): it links to no record and does not become a new record's
+//!   address (`createData` may still give one, which then stays unverified).
+//! - A record signed in to that is not verified yet may have been registered by someone
+//!   else: unless it is the caller's own record its password is replaced by a random
+//!   one (so the token key rotates), and its other provider links are removed, so
+//!   whoever set that password or linked another identity loses access. It becomes
+//!   verified when its email is the provider's verified one (or it has none).
+//! - A new record is verified only when its email is the provider's verified one (or
+//!   both are empty); an email from `createData` that differs stays unverified.
+//! - Sign-ins of one provider identity are serialized in the process, and a new record
+//!   is created in one transaction with its link, whose unique index decides between
+//!   concurrent first sign-ins on several nodes: the loser looks again and signs in to
+//!   the winner's record, so one identity never gets two records.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, OnceLock, Weak};
 use std::time::Duration;
 
 use basalt_schema::{Collection, FieldError, FieldErrors, FieldKind, random_id, random_string};
 use basalt_sql::authflow;
-use basalt_store::Conn;
+use basalt_store::{Conn, ErrorKind};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value as Json, json};
@@ -40,7 +49,7 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::auth::{Auth, AuthResult};
 use crate::error::CoreError;
-use crate::records::RequestInfo;
+use crate::records::{RequestInfo, WriteOp};
 
 /// The largest answer read from a provider.
 const MAX_ANSWER: usize = 1 << 20;
@@ -75,8 +84,8 @@ struct ProviderUser {
     id: String,
     name: String,
     username: String,
+    /// The address the provider says is verified; empty when it said nothing or no.
     email: String,
-    email_verified: bool,
     avatar_url: String,
     access_token: String,
     refresh_token: String,
@@ -100,8 +109,11 @@ fn id_of(value: &Json, key: &str) -> String {
 fn bool_of(value: &Json, key: &str) -> bool {
     match value.get(key) {
         Some(Json::Bool(flag)) => *flag,
-        // Some providers send `"true"`.
-        Some(Json::String(text)) => text == "true",
+        // Some providers send `"true"` (or another spelling of it), or 1.
+        Some(Json::String(text)) => {
+            matches!(text.as_str(), "true" | "True" | "TRUE" | "t" | "T" | "1")
+        }
+        Some(Json::Number(number)) => number.as_f64().is_some_and(|n| n != 0.0),
         _ => false,
     }
 }
@@ -114,7 +126,7 @@ fn oauth2_options(collection: &Collection) -> Result<Json, CoreError> {
 /// The provider kind of a configured name, with its preset endpoints.
 fn preset(name: &str) -> Option<(Kind, &'static str, [&'static str; 5])> {
     match name {
-        "oidc" | "oidc2" | "oidc3" => Some((Kind::Oidc, "OpenID Connect", ["", "", "", "", ""])),
+        "oidc" | "oidc2" | "oidc3" => Some((Kind::Oidc, "OIDC", ["", "", "", "", ""])),
         "google" => Some((
             Kind::Oidc,
             "Google",
@@ -224,7 +236,12 @@ pub fn auth_method_providers(collection: &Collection) -> (bool, Vec<Json>) {
         .into_iter()
         .map(|p| {
             let state = random_string(30);
-            let verifier = random_string(43);
+            // Without PKCE there is no verifier (PocketBase sends empty strings).
+            let verifier = if p.pkce {
+                random_string(43)
+            } else {
+                String::new()
+            };
             let mut params: Vec<(&str, String)> = vec![
                 ("client_id", p.client_id.clone()),
                 ("response_type", "code".to_string()),
@@ -354,10 +371,6 @@ impl Provider {
     /// The user behind an exchanged token.
     async fn user(&self, token: &Json, verifier: &str) -> Result<ProviderUser, CoreError> {
         let access_token = str_of(token, "access_token").to_string();
-        let raw = self.get_json(&self.user_info_url, &access_token).await?;
-        if !raw.is_object() {
-            return Err(failed("fetch OAuth2 user", "userinfo is not an object"));
-        }
         let mut user = ProviderUser {
             access_token,
             refresh_token: str_of(token, "refresh_token").to_string(),
@@ -372,23 +385,43 @@ impl Provider {
                 .unwrap_or_default(),
             ..ProviderUser::default()
         };
-        match self.kind {
+        let raw = match self.kind {
             Kind::Oidc => {
                 let claims = self.verify_id_token(token, verifier).await?;
+                let raw = if self.user_info_url.is_empty() {
+                    // No userinfo endpoint: the verified id_token describes the user.
+                    claims
+                } else {
+                    let raw = self
+                        .get_json(&self.user_info_url, &user.access_token)
+                        .await?;
+                    if !raw.is_object() {
+                        return Err(failed("fetch OAuth2 user", "userinfo is not an object"));
+                    }
+                    if id_of(&raw, "sub") != id_of(&claims, "sub") {
+                        return Err(failed(
+                            "fetch OAuth2 user",
+                            "userinfo sub differs from the id_token sub",
+                        ));
+                    }
+                    raw
+                };
                 user.id = id_of(&raw, "sub");
-                if user.id != id_of(&claims, "sub") {
-                    return Err(failed(
-                        "verify OAuth2 user",
-                        "userinfo sub differs from the id_token sub",
-                    ));
-                }
                 user.name = str_of(&raw, "name").to_string();
                 user.username = str_of(&raw, "preferred_username").to_string();
-                user.email = str_of(&raw, "email").to_string();
-                user.email_verified = bool_of(&raw, "email_verified");
+                if bool_of(&raw, "email_verified") {
+                    user.email = str_of(&raw, "email").to_string();
+                }
                 user.avatar_url = str_of(&raw, "picture").to_string();
+                raw
             }
             Kind::Github => {
+                let raw = self
+                    .get_json(&self.user_info_url, &user.access_token)
+                    .await?;
+                if !raw.is_object() {
+                    return Err(failed("fetch OAuth2 user", "the user is not an object"));
+                }
                 user.id = id_of(&raw, "id");
                 user.name = str_of(&raw, "name").to_string();
                 user.username = str_of(&raw, "login").to_string();
@@ -401,10 +434,10 @@ impl Provider {
                         .find(|e| bool_of(e, "primary") && bool_of(e, "verified"))
                 {
                     user.email = str_of(primary, "email").to_string();
-                    user.email_verified = true;
                 }
+                raw
             }
-        }
+        };
         user.raw = raw;
         if user.id.is_empty() {
             return Err(failed("fetch OAuth2 user", "the provider sent no user id"));
@@ -415,7 +448,8 @@ impl Provider {
     /// Verifies the OIDC id_token of a token answer and returns its claims.
     async fn verify_id_token(&self, token: &Json, verifier: &str) -> Result<Json, CoreError> {
         use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-        let bad = |cause: &str| failed("verify the OAuth2 id_token", cause.to_string());
+        // Reported like any other failure to learn the user (the cause goes to the log).
+        let bad = |cause: &str| failed("fetch OAuth2 user", format!("id_token: {cause}"));
         let id_token = str_of(token, "id_token");
         if id_token.is_empty() {
             return Err(bad("no id_token in the token answer"));
@@ -470,6 +504,73 @@ impl Provider {
     }
 }
 
+/// The internal error of a link insert that lost against a concurrent one (the unique
+/// index on collection, provider and provider id); the sign-in then looks again.
+const LINK_TAKEN: &str = "the OAuth2 identity was linked concurrently";
+
+/// How often a sign-in looks again after losing a race.
+const ATTEMPTS: usize = 3;
+
+/// Sign-ins in progress, by provider identity (see [`identity_lock`]).
+static SIGN_INS: LazyLock<parking_lot::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Default::default);
+
+/// Waits until no other sign-in of this identity runs in the process, and holds that
+/// until the guard is dropped. The map keeps weak entries, pruned as new ones come.
+async fn identity_lock(key: String) -> tokio::sync::OwnedMutexGuard<()> {
+    let lock = {
+        let mut locks = SIGN_INS.lock();
+        match locks.get(&key).and_then(Weak::upgrade) {
+            Some(lock) => lock,
+            None => {
+                locks.retain(|_, held| held.strong_count() > 0);
+                let lock = Arc::new(tokio::sync::Mutex::new(()));
+                locks.insert(key, Arc::downgrade(&lock));
+                lock
+            }
+        }
+    };
+    lock.lock_owned().await
+}
+
+/// Whether a failed sign-in may have lost a race: its link insert hit the unique index,
+/// or a new record collided with a unique value (the email of a record just created).
+fn lost_race(error: &CoreError) -> bool {
+    match error {
+        CoreError::Internal(message) => message == LINK_TAKEN,
+        CoreError::BadRequest { data, .. } => data
+            .values()
+            .any(|e| e.get("code").and_then(Json::as_str) == Some("validation_not_unique")),
+        _ => false,
+    }
+}
+
+/// The insert of a link; a unique conflict becomes [`LINK_TAKEN`].
+fn insert_link(
+    conn: &mut dyn Conn,
+    collection: &str,
+    record: &str,
+    provider: &str,
+    provider_id: &str,
+) -> Result<(), CoreError> {
+    let statement = authflow::external_auth_insert(
+        conn.dialect(),
+        &random_id(),
+        collection,
+        record,
+        provider,
+        provider_id,
+        now_unix(),
+    );
+    match conn.execute(&statement) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == ErrorKind::UniqueViolation => {
+            Err(CoreError::Internal(LINK_TAKEN.into()))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// The input of `auth-with-oauth2`.
 #[derive(Debug, Clone, Default)]
 pub struct OAuth2Input {
@@ -501,11 +602,9 @@ impl App {
     ) -> Result<(AuthResult, Json), CoreError> {
         let options = oauth2_options(&collection)?;
         let mut errors = FieldErrors::new();
-        for (key, value) in [
-            ("provider", &input.provider),
-            ("code", &input.code),
-            ("redirectURL", &input.redirect_url),
-        ] {
+        // The redirect URL is not required: a provider that wants one refuses the
+        // exchange without it.
+        for (key, value) in [("provider", &input.provider), ("code", &input.code)] {
             if value.is_empty() {
                 errors.insert(key.into(), FieldError::required());
             }
@@ -516,18 +615,19 @@ impl App {
         if provider.is_none() && !input.provider.is_empty() {
             errors.insert(
                 "provider".into(),
-                FieldError::new(
+                FieldError::with_params(
                     "validation_invalid_provider",
                     &format!(
                         "Provider with name {} is missing or is not enabled.",
                         input.provider
                     ),
+                    json!({"name": input.provider}),
                 ),
             );
         }
         let Some(provider) = provider.filter(|_| errors.is_empty()) else {
             return Err(CoreError::validation(
-                "An error occurred while validating the submitted data.",
+                "An error occurred while loading the submitted data.",
                 errors,
             ));
         };
@@ -569,7 +669,9 @@ impl App {
         .await
     }
 
-    /// Links a provider identity to a record (replacing its older link to the provider).
+    /// Links a provider identity to a record, replacing the record's older link to the
+    /// provider, or all its links with `drop_other_links`. A conflict with a concurrent
+    /// link of the identity is [`LINK_TAKEN`].
     async fn link(
         &self,
         collection: &Collection,
@@ -593,34 +695,23 @@ impl App {
                     dialect, &c, &r, &p,
                 ))?;
             }
-            conn.execute(&authflow::external_auth_insert(
-                dialect,
-                &random_id(),
-                &c,
-                &r,
-                &p,
-                &pid,
-                now_unix(),
-            ))?;
-            Ok::<_, CoreError>(())
+            insert_link(conn, &c, &r, &p, &pid)
         })
         .await
     }
 
-    /// The record of a provider user: linked, the caller, same verified email, or new.
-    async fn oauth2_record(
+    /// The record linked to a provider identity, if the link exists; a link whose
+    /// record is gone is removed.
+    async fn linked_record(
         &self,
         collection: &Arc<Collection>,
-        info: &RequestInfo,
-        provider: &Provider,
-        user: &ProviderUser,
-        create_data: Map<String, Json>,
-    ) -> Result<(Map<String, Json>, bool), CoreError> {
-        // 1. An existing link.
+        provider: &str,
+        provider_id: &str,
+    ) -> Result<Option<Map<String, Json>>, CoreError> {
         let (c, p, pid) = (
             collection.id.clone(),
-            provider.name.clone(),
-            user.id.clone(),
+            provider.to_string(),
+            provider_id.to_string(),
         );
         let linked = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let rows = conn.query(&authflow::external_auth_get(conn.dialect(), &c, &p, &pid))?;
@@ -632,88 +723,185 @@ impl App {
             }))
         })
         .await?;
-        if let Some(record_id) = linked {
-            if let Some(record) = self.load(collection, &record_id).await? {
-                return Ok((record, false));
-            }
-            // The record is gone: forget its links.
-            let (c, r) = (collection.id.clone(), record_id);
-            basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
-                conn.execute(&authflow::external_auth_unlink_record(
-                    conn.dialect(),
-                    &c,
-                    &r,
-                ))?;
-                Ok::<_, CoreError>(())
-            })
-            .await?;
+        let Some(record_id) = linked else {
+            return Ok(None);
+        };
+        if let Some(record) = self.load(collection, &record_id).await? {
+            return Ok(Some(record));
         }
-        // 2. The caller, signed in to this collection, links the identity to itself.
-        if let Some(auth) = info
+        let (c, r) = (collection.id.clone(), record_id);
+        basalt_store::write(self.store().as_ref(), move |conn: &mut dyn Conn| {
+            conn.execute(&authflow::external_auth_unlink_record(
+                conn.dialect(),
+                &c,
+                &r,
+            ))?;
+            Ok::<_, CoreError>(())
+        })
+        .await?;
+        Ok(None)
+    }
+
+    /// The record of a provider user (see [`App::oauth2_resolve`]), with the sign-ins of
+    /// one identity one at a time, and another look after a lost race.
+    async fn oauth2_record(
+        &self,
+        collection: &Arc<Collection>,
+        info: &RequestInfo,
+        provider: &Provider,
+        user: &ProviderUser,
+        create_data: Map<String, Json>,
+    ) -> Result<(Map<String, Json>, bool), CoreError> {
+        let _one_at_a_time =
+            identity_lock(format!("{}\0{}\0{}", collection.id, provider.name, user.id)).await;
+        let mut lost = None;
+        for _ in 0..ATTEMPTS {
+            match self
+                .oauth2_resolve(
+                    collection,
+                    info,
+                    provider,
+                    user,
+                    &create_data,
+                    lost.is_none(),
+                )
+                .await
+            {
+                Ok(Some(found)) => return Ok(found),
+                // Another look found nothing new: the first failure stands.
+                Ok(None) => break,
+                Err(error) if lost_race(&error) => {
+                    tracing::debug!(%error, "OAuth2 sign-in lost a race; looking again");
+                    lost = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(match lost {
+            Some(CoreError::Internal(_)) | None => {
+                CoreError::bad_request("Failed to authenticate.")
+            }
+            Some(error) => error,
+        })
+    }
+
+    /// Finds the record of a provider user and signs it in: the one linked to the
+    /// identity, else the caller signed in to this collection, else the one with the
+    /// provider's verified email (each brought up to date by
+    /// [`App::oauth2_existing`]), else a new one when `may_create` (`Ok(None)` if not).
+    async fn oauth2_resolve(
+        &self,
+        collection: &Arc<Collection>,
+        info: &RequestInfo,
+        provider: &Provider,
+        user: &ProviderUser,
+        create_data: &Map<String, Json>,
+        may_create: bool,
+    ) -> Result<Option<(Map<String, Json>, bool)>, CoreError> {
+        if let Some(record) = self
+            .linked_record(collection, &provider.name, &user.id)
+            .await?
+        {
+            let record = self
+                .oauth2_existing(collection, info, provider, user, record, true)
+                .await?;
+            return Ok(Some((record, false)));
+        }
+        let caller = match info
             .auth
             .as_ref()
             .filter(|a| a.collection.id == collection.id)
-            && let Some(record) = self.load(collection, auth.id()).await?
         {
-            self.link(collection, auth.id(), &provider.name, &user.id, false)
+            Some(auth) => self.load(collection, auth.id()).await?,
+            None => None,
+        };
+        let found = match caller {
+            Some(record) => Some(record),
+            None if !user.email.is_empty() => self.find_by_email(collection, &user.email).await?,
+            None => None,
+        };
+        if let Some(record) = found {
+            let record = self
+                .oauth2_existing(collection, info, provider, user, record, false)
                 .await?;
-            return Ok((record, false));
+            return Ok(Some((record, false)));
         }
-        // 3. A record with the provider's email.
-        if !user.email.is_empty()
-            && let Some(record) = self.find_by_email(collection, &user.email).await?
-        {
-            if !user.email_verified {
-                return Err(CoreError::bad_request(
-                    "An account with this email already exists; sign in to it and link the provider from there.",
-                ));
-            }
-            let verified = record.get("verified").and_then(Json::as_bool) == Some(true);
-            let id = record
-                .get("id")
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let mut record = record;
-            if !verified {
-                // Someone may have registered this address with their own password, or
-                // linked their own identity: both stop working, the owner of the
-                // verified mailbox takes the account over.
-                let random = random_string(30);
-                let hash = self
-                    .with_hashing(move || crate::auth::hash_password(&random, 10))
-                    .await??;
-                let mut changes = Map::new();
-                changes.insert("verified".into(), Json::Bool(true));
-                changes.insert("password".into(), Json::String(hash));
-                changes.insert(
-                    "tokenKey".into(),
-                    Json::String(crate::auth::new_token_key()),
-                );
-                let auth = Auth {
-                    collection: collection.clone(),
-                    record: record.clone(),
-                };
-                self.write_auth_record(collection.clone(), &auth, changes.clone())
-                    .await?;
-                record.extend(changes);
-            }
-            self.link(collection, &id, &provider.name, &user.id, !verified)
-                .await?;
-            return Ok((record, false));
+        if !may_create {
+            return Ok(None);
         }
-        // 4. A new record.
         if collection.id == basalt_schema::SUPERUSERS_ID {
             return Err(CoreError::bad_request(
                 "Superusers cannot be created with OAuth2.",
             ));
         }
         let record = self
-            .oauth2_create(collection, info, provider, user, create_data)
+            .oauth2_create(collection, info, provider, user, create_data.clone())
             .await?;
-        Ok((record, true))
+        Ok(Some((record, true)))
     }
 
+    /// Brings an existing record up to date for a sign-in and links the identity to it
+    /// (unless `linked` already). A record that is not verified loses its password
+    /// (unless it is the caller's) and its other links, and becomes verified when its
+    /// email is the provider's (or it has none); an empty email takes the provider's.
+    async fn oauth2_existing(
+        &self,
+        collection: &Arc<Collection>,
+        info: &RequestInfo,
+        provider: &Provider,
+        user: &ProviderUser,
+        mut record: Map<String, Json>,
+        linked: bool,
+    ) -> Result<Map<String, Json>, CoreError> {
+        let id = str_of(&Json::Object(record.clone()), "id").to_string();
+        let email = str_of(&Json::Object(record.clone()), "email").to_string();
+        let verified = record.get("verified").and_then(Json::as_bool) == Some(true);
+        let is_caller = info
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.collection.id == collection.id && a.id() == id);
+        let mut changes = Map::new();
+        if !verified && !is_caller {
+            // Someone may have registered this address with their own password: it
+            // stops working (and the token key rotates).
+            let random = random_string(30);
+            let hash = self
+                .with_hashing(move || crate::auth::hash_password(&random, 10))
+                .await??;
+            changes.insert("password".into(), Json::String(hash));
+            changes.insert(
+                "tokenKey".into(),
+                Json::String(crate::auth::new_token_key()),
+            );
+        }
+        let mut email_after = email;
+        if email_after.is_empty() && !user.email.is_empty() {
+            email_after = user.email.clone();
+            changes.insert("email".into(), Json::String(email_after.clone()));
+        }
+        if !verified && (email_after.is_empty() || email_after == user.email) {
+            changes.insert("verified".into(), Json::Bool(true));
+        }
+        if !changes.is_empty() {
+            let auth = Auth {
+                collection: collection.clone(),
+                record: record.clone(),
+            };
+            self.write_auth_record(collection.clone(), &auth, changes.clone())
+                .await?;
+            record.extend(changes);
+        }
+        // An unverified record keeps one link at most: this one.
+        if !linked || !verified {
+            self.link(collection, &id, &provider.name, &user.id, !verified)
+                .await?;
+        }
+        Ok(record)
+    }
+
+    /// Creates the record of a new provider user through the normal create path
+    /// (create rule included), verified when its email is the provider's, and links the
+    /// identity to it in the same transaction.
     async fn oauth2_create(
         &self,
         collection: &Arc<Collection>,
@@ -788,8 +976,8 @@ impl App {
                 Err(error) => tracing::info!(%error, "OAuth2 avatar not downloaded"),
             }
         }
-        let created = match self
-            .create_record_with_files(&collection.id, body.clone(), uploads, create_info.clone())
+        let op = match self
+            .prepare_create(&collection.id, body.clone(), uploads, &create_info)
             .await
         {
             Err(CoreError::BadRequest { data, .. })
@@ -797,31 +985,54 @@ impl App {
                     .as_ref()
                     .is_some_and(|(field, ..)| data.contains_key(field)) =>
             {
-                self.create_record(&collection.id, body, create_info)
+                self.prepare_create(&collection.id, body, Vec::new(), &create_info)
                     .await?
             }
             other => other?,
         };
-        let id = str_of(&created, "id").to_string();
-        let mut record = self
-            .load(collection, &id)
+        // Verified (when the emails match) and linked in the transaction of the insert.
+        let (c, p, pid, verified_email) = (
+            collection.id.clone(),
+            provider.name.clone(),
+            user.id.clone(),
+            user.email.clone(),
+        );
+        let target = op.collection.clone();
+        let insert = op.apply;
+        let op = WriteOp {
+            apply: Box::new(move |conn: &mut dyn Conn| {
+                let mut written = insert(conn)?;
+                let Some(record) = written.record.as_mut() else {
+                    return Err(CoreError::internal("OAuth2 create wrote no record"));
+                };
+                let id = str_of(&Json::Object(record.clone()), "id").to_string();
+                let email = str_of(&Json::Object(record.clone()), "email").to_string();
+                if record.get("verified").and_then(Json::as_bool) != Some(true)
+                    && email == verified_email
+                {
+                    let changes: Map<String, Json> = [("verified".to_string(), Json::Bool(true))]
+                        .into_iter()
+                        .collect();
+                    if let Some(statement) =
+                        basalt_sql::record::update(&target, &id, &changes, conn.dialect())
+                    {
+                        conn.execute(&statement)?;
+                    }
+                    record.extend(changes.clone());
+                    for change in &mut written.changes {
+                        change.record.extend(changes.clone());
+                    }
+                }
+                insert_link(conn, &c, &id, &p, &pid)?;
+                Ok(written)
+            }),
+            ..op
+        };
+        let created = self.run_write(op, &create_info).await?;
+        let id = str_of(&created.unwrap_or(Json::Null), "id").to_string();
+        self.load(collection, &id)
             .await?
-            .ok_or_else(|| CoreError::internal("created OAuth2 record not found"))?;
-        let email = str_of(&Json::Object(record.clone()), "email").to_string();
-        if user.email_verified && !user.email.is_empty() && email == user.email {
-            let mut changes = Map::new();
-            changes.insert("verified".into(), Json::Bool(true));
-            let auth = Auth {
-                collection: collection.clone(),
-                record: record.clone(),
-            };
-            self.write_auth_record(collection.clone(), &auth, changes.clone())
-                .await?;
-            record.extend(changes);
-        }
-        self.link(collection, &id, &provider.name, &user.id, false)
-            .await?;
-        Ok(record)
+            .ok_or_else(|| CoreError::internal("created OAuth2 record not found"))
     }
 }
 

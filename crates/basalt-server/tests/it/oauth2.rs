@@ -703,10 +703,7 @@ async fn bad_id_tokens_are_refused_and_create_nothing() {
         *idp.spoil.lock().unwrap() = spoil;
         let (status, body) = sign_in(&app, &idp, "oidc", &Who::Guest, None, None).await;
         assert_eq!(status, 400, "{spoil:?}: {body}");
-        assert_eq!(
-            body["message"], "Failed to verify the OAuth2 id_token.",
-            "{spoil:?}"
-        );
+        assert_eq!(body["message"], "Failed to fetch OAuth2 user.", "{spoil:?}");
         assert_eq!(user_count(&app).await, 0, "{spoil:?}");
     }
     // HS256 keyed with the client secret is a valid form.
@@ -993,4 +990,247 @@ async fn the_github_preset_maps_its_user_and_trusts_only_a_verified_primary_emai
     );
     app.login("users", "squat@example.com", "squatter-pass-1")
         .await;
+}
+
+/// Rows of `_externalAuths` for one provider identity (read from the SQLite file).
+fn links_of(app: &TestApp, provider_id: &str) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        app.data_dir().join("data.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut statement = conn
+        .prepare(
+            "SELECT \"recordRef\", \"provider\" FROM \"_externalAuths\" WHERE \"providerId\" = ?1",
+        )
+        .unwrap();
+    statement
+        .query_map([provider_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Fires `n` first sign-ins of the provider's session user at once, spread over `nodes`
+/// (each with its own code and verifier, as `n` browsers would); asserts that all
+/// succeed with one record, `isNew` exactly once, and returns the record id.
+async fn race(nodes: &[&TestApp], n: usize) -> String {
+    let mut requests = Vec::new();
+    for i in 0..n {
+        let node = nodes[i % nodes.len()];
+        let entry = method(node, "oidc").await;
+        let (code, _) = browse(entry["authURL"].as_str().unwrap(), &redirect_url(node)).await;
+        let body = json!({"provider": "oidc", "code": code, "redirectURL": redirect_url(node),
+            "codeVerifier": entry["codeVerifier"]});
+        let url = format!("{}/api/collections/users/auth-with-oauth2", node.base);
+        requests.push((url, body));
+    }
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (url, body) in requests {
+        let start = start.clone();
+        tasks.spawn(async move {
+            start.wait().await;
+            let res = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Json>().await.unwrap())
+        });
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    let mut new_records = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (status, body) = done.unwrap();
+        assert_eq!(status, 200, "{body}");
+        ids.insert(body["record"]["id"].as_str().unwrap().to_string());
+        if body["meta"]["isNew"] == true {
+            new_records += 1;
+        }
+    }
+    assert_eq!(ids.len(), 1, "different records: {ids:?}");
+    assert_eq!(new_records, 1, "isNew must be true exactly once");
+    ids.into_iter().next().unwrap()
+}
+
+/// The records of `users` with this email (through the API).
+async fn with_email(app: &TestApp, email: &str) -> Json {
+    app.expect(
+        200,
+        Method::GET,
+        &format!(
+            "/api/collections/users/records?filter={}",
+            crate::realtime::encode(&format!("email='{email}'"))
+        ),
+        &Who::Superuser,
+        None,
+    )
+    .await
+}
+
+/// Makes the email of `users` optional (all other fields as they are).
+async fn email_optional(app: &TestApp) {
+    let users = app
+        .expect(
+            200,
+            Method::GET,
+            "/api/collections/users",
+            &Who::Superuser,
+            None,
+        )
+        .await;
+    let mut fields = users["fields"].as_array().unwrap().clone();
+    for field in &mut fields {
+        if field["name"] == "email" {
+            field["required"] = json!(false);
+        }
+    }
+    app.expect(
+        200,
+        Method::PATCH,
+        "/api/collections/users",
+        &Who::Superuser,
+        Some(json!({ "fields": fields })),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_first_sign_ins_of_one_identity_get_one_record_and_one_link() {
+    let (app, idp) = setup().await;
+    *idp.session.lock().unwrap() = user("sub-race", "race@example.com", true, "Race");
+    let id = race(&[&app], 8).await;
+    let listed = with_email(&app, "race@example.com").await;
+    assert_eq!(listed["totalItems"], 1, "{listed}");
+    assert_eq!(listed["items"][0]["id"], json!(id));
+    assert_eq!(user_count(&app).await, 1);
+    assert_eq!(
+        links_of(&app, "sub-race"),
+        vec![(id.clone(), "oidc".to_string())]
+    );
+    // The same without an email (the provider does not vouch for it): nothing on the
+    // record is unique then, so only the link decides.
+    *idp.session.lock().unwrap() = user("sub-race-2", "race2@example.com", false, "Race");
+    email_optional(&app).await;
+    let second = race(&[&app], 8).await;
+    assert_ne!(second, id);
+    assert_eq!(user_count(&app).await, 2);
+    assert_eq!(
+        links_of(&app, "sub-race-2"),
+        vec![(second, "oidc".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_first_sign_ins_on_two_nodes_get_one_record_and_one_link() {
+    let db = crate::multinode::TestDb::create().await;
+    let out = crate::support::run_cli(&[
+        "superuser",
+        "upsert",
+        crate::support::SU_EMAIL,
+        crate::support::SU_PASSWORD,
+        "--db",
+        &db.url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, idp) = setup_with(&["--db", &db.url]).await;
+    let b = TestApp::spawn_with(&["--db", &db.url]).await;
+    // The OAuth2 options reach the second node.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, methods) = b
+            .request(
+                Method::GET,
+                "/api/collections/users/auth-methods",
+                &Who::Guest,
+                None,
+            )
+            .await;
+        if methods["oauth2"]["enabled"] == true {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{methods}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Two identities: one with a verified email, one without an email on an optional
+    // email field; the in-process serialization does not span nodes, the database does.
+    *idp.session.lock().unwrap() = user("sub-mn", "mn@example.com", true, "Mn");
+    let id = race(&[&a, &b], 8).await;
+    let listed = with_email(&b, "mn@example.com").await;
+    assert_eq!(listed["totalItems"], 1, "{listed}");
+    assert_eq!(listed["items"][0]["id"], json!(id));
+    email_optional(&a).await;
+    // The schema change reaches the other node within its poll.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    *idp.session.lock().unwrap() = user("sub-mn-2", "mn2@example.com", false, "Mn");
+    let second = race(&[&a, &b], 8).await;
+    assert_ne!(second, id);
+    assert_eq!(user_count(&a).await, 2);
+    let url = db.url.clone();
+    let links: Vec<(String, String)> = tokio::task::spawn_blocking(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .query(
+                "SELECT \"recordRef\", \"providerId\" FROM \"_externalAuths\" ORDER BY 2",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        links,
+        vec![(id, "sub-mn".to_string()), (second, "sub-mn-2".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn options_saved_back_without_the_client_secret_keep_it() {
+    let (app, idp) = setup().await;
+    let users = app
+        .expect(
+            200,
+            Method::GET,
+            "/api/collections/users",
+            &Who::Superuser,
+            None,
+        )
+        .await;
+    assert!(!users.to_string().contains(CLIENT_SECRET), "{users}");
+    // What an admin UI does: the options as shown, saved back.
+    app.expect(
+        200,
+        Method::PATCH,
+        "/api/collections/users",
+        &Who::Superuser,
+        Some(json!({"oauth2": users["oauth2"]})),
+    )
+    .await;
+    *idp.session.lock().unwrap() = user("sub-resaved", "resaved@example.com", true, "R");
+    let (status, body) = sign_in(&app, &idp, "oidc", &Who::Guest, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    // A new secret replaces it (and the provider refuses that one).
+    let mut oauth2 = users["oauth2"].clone();
+    oauth2["providers"][0]["clientSecret"] = json!("another-secret");
+    app.expect(
+        200,
+        Method::PATCH,
+        "/api/collections/users",
+        &Who::Superuser,
+        Some(json!({ "oauth2": oauth2 })),
+    )
+    .await;
+    let (status, body) = sign_in(&app, &idp, "oidc", &Who::Guest, None, None).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "Failed to fetch OAuth2 token.");
 }
