@@ -228,13 +228,34 @@ impl App {
             self.expand_level(target.clone(), &mut related, children, info)
                 .await?;
         }
-        let by_id: BTreeMap<String, Json> = related
+        // Each related record with the number of places it goes to: the last one takes
+        // it, the others get a copy.
+        let mut by_id: BTreeMap<String, (Json, usize)> = related
             .into_iter()
-            .filter_map(|r| record_id(&r).map(|id| (id, r)))
+            .filter_map(|r| record_id(&r).map(|id| (id, (r, 0))))
             .collect();
-        for record in records.iter_mut() {
-            let ids = list_of(record.get(&field.name).unwrap_or(&Json::Null));
-            let found: Vec<Json> = ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
+        let lists: Vec<Vec<String>> = records
+            .iter()
+            .map(|record| list_of(record.get(&field.name).unwrap_or(&Json::Null)))
+            .collect();
+        for id in lists.iter().flatten() {
+            if let Some((_, uses)) = by_id.get_mut(id) {
+                *uses += 1;
+            }
+        }
+        for (record, ids) in records.iter_mut().zip(lists) {
+            let found: Vec<Json> = ids
+                .iter()
+                .filter_map(|id| {
+                    let (value, uses) = by_id.get_mut(id)?;
+                    *uses -= 1;
+                    Some(if *uses == 0 {
+                        std::mem::take(value)
+                    } else {
+                        value.clone()
+                    })
+                })
+                .collect();
             let value = if field.is_multiple() {
                 if found.is_empty() {
                     continue;
