@@ -22,6 +22,9 @@ pub use field::{Field, FieldKind};
 pub use ids::{collection_id, field_id, random_id, random_string};
 pub use pattern::generate_from_pattern;
 pub use record::{FieldError, FieldErrors, number_json, to_list};
-pub use system::{SUPERUSERS_ID, USERS_ID, default_superusers, default_users};
+pub use system::{
+    EXTERNAL_AUTHS_ID, EXTERNAL_AUTHS_INDEXES, SUPERUSERS_ID, USERS_ID, default_external_auths,
+    default_superusers, default_users,
+};
 pub use time_fmt::{format_datetime, now_datetime, parse_datetime};
 pub use validate::{IndexDef, SchemaLookup, parse_index, validate_collection};
