@@ -2,8 +2,11 @@
 
 use std::sync::Arc;
 
-use basalt_schema::{Collection, default_superusers, default_users, now_datetime};
-use basalt_sql::ddl;
+use basalt_schema::{
+    Collection, EXTERNAL_AUTHS_ID, default_external_auths, default_superusers, default_users,
+    format_datetime, now_datetime,
+};
+use basalt_sql::{authflow, ddl};
 use basalt_store::{Conn, Store};
 use parking_lot::RwLock;
 use serde_json::Value as Json;
@@ -163,16 +166,28 @@ fn bootstrap(conn: &mut dyn Conn) -> Result<(Vec<Collection>, Json), CoreError> 
     }
     let mut collections = schema::load_all(conn)?;
     if collections.is_empty() {
-        for mut collection in [default_superusers(), default_users()] {
-            let now = now_datetime();
-            collection.created = now.clone();
-            collection.updated = now;
+        // A millisecond apart, so they are listed in this order (PocketBase's).
+        let start = time::OffsetDateTime::now_utc();
+        for (n, mut collection) in [
+            default_external_auths(),
+            default_superusers(),
+            default_users(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let at = format_datetime(start + time::Duration::milliseconds(n as i64));
+            collection.created = at.clone();
+            collection.updated = at;
             for statement in ddl::create_collection(&collection, dialect) {
                 conn.execute_batch(&statement)?;
             }
             schema::insert(conn, &collection)?;
             collections.push(collection);
         }
+    } else if !collections.iter().any(|c| c.id == EXTERNAL_AUTHS_ID) {
+        let added = add_external_auths(conn, &collections)?;
+        collections.push(added);
     }
     let settings_value = match settings::load(conn, false)? {
         Some(value) => value,
@@ -183,4 +198,44 @@ fn bootstrap(conn: &mut dyn Conn) -> Result<(Vec<Collection>, Json), CoreError> 
         }
     };
     Ok((collections, settings_value))
+}
+
+/// Data dirs from before `_externalAuths` was a collection kept the OAuth2 links in an
+/// internal table of that name: its rows move to the new system collection's table (ids
+/// and dates kept), and every auth collection gets the trigger that deletes a record's
+/// links, OTPs and MFA sessions with it. Runs once, in the bootstrap transaction.
+fn add_external_auths(
+    conn: &mut dyn Conn,
+    existing: &[Collection],
+) -> Result<Collection, CoreError> {
+    let dialect = conn.dialect();
+    let legacy = !conn
+        .query(&authflow::legacy_external_auths_exists(dialect))?
+        .rows
+        .is_empty();
+    if legacy {
+        for statement in authflow::legacy_external_auths_set_aside(dialect) {
+            conn.execute_batch(&statement)?;
+        }
+    }
+    let mut collection = default_external_auths();
+    let now = now_datetime();
+    collection.created = now.clone();
+    collection.updated = now;
+    for statement in ddl::create_collection(&collection, dialect) {
+        conn.execute_batch(&statement)?;
+    }
+    if legacy {
+        for statement in authflow::legacy_external_auths_copy(dialect) {
+            conn.execute_batch(&statement)?;
+        }
+    }
+    for auth in existing.iter().filter(|c| c.is_auth()) {
+        for statement in ddl::auth_cleanup_trigger(auth, dialect) {
+            conn.execute_batch(&statement)?;
+        }
+    }
+    schema::insert(conn, &collection)?;
+    tracing::info!(moved = legacy, "added the _externalAuths system collection");
+    Ok(collection)
 }

@@ -285,9 +285,18 @@ impl App {
                 if before != after {
                     errors.insert(
                         key.to_string(),
-                        json!({"code": "validation_collection_system_rule_change", "message": "System collection rules cannot be changed."}),
+                        json!({"code": "validation_collection_system_rule_change", "message": "System collection API rule cannot be changed."}),
                     );
                 }
+            }
+            if old.id == basalt_schema::EXTERNAL_AUTHS_ID
+                && !keeps_unique_indexes(&collection.indexes)
+            {
+                // OAuth2 sign-ins rely on both unique indexes (see `oauth2`).
+                errors.insert(
+                    "indexes".to_string(),
+                    json!({"code": "validation_invalid_unique_system_field_index", "message": "Unique index definition on system fields (collectionRef) is invalid or missing.", "params": {"fieldName": "collectionRef"}}),
+                );
             }
             if !errors.is_empty() {
                 return Err(CoreError::invalid("Failed to update collection.", errors));
@@ -429,9 +438,7 @@ impl App {
             .collection(name_or_id)
             .ok_or_else(CoreError::not_found)?;
         if target.system {
-            return Err(CoreError::bad_request(
-                "Failed to delete collection due to system collection.",
-            ));
+            return Err(CoreError::bad_request("Failed to delete collection."));
         }
         let referencing: Vec<String> = self
             .schema()
@@ -584,6 +591,21 @@ impl App {
             ))
         }
     }
+}
+
+/// Whether `indexes` still has the unique indexes of `_externalAuths` (same columns, in
+/// any order of the list; names may differ).
+fn keeps_unique_indexes(indexes: &[String]) -> bool {
+    let unique_columns = |sql: &str| {
+        basalt_schema::parse_index(sql)
+            .filter(|index| index.unique && index.condition.is_none())
+            .map(|index| index.columns)
+    };
+    let present: Vec<Vec<String>> = indexes.iter().filter_map(|i| unique_columns(i)).collect();
+    basalt_schema::EXTERNAL_AUTHS_INDEXES
+        .iter()
+        .filter_map(|i| unique_columns(i))
+        .all(|required| present.contains(&required))
 }
 
 /// Fields in a PATCH replace the list; fields are matched to existing ones by id, then by

@@ -3,12 +3,14 @@
 //! and every record (password hashes and token keys included, so logins and issued
 //! tokens keep working), then verifies each table by row count and checksum.
 //!
-//! The internal auth tables go too, verified the same way: `_externalAuths` (OAuth2
-//! links, so a provider sign-in finds the same record), and the short-lived `_otps` and
-//! `_mfas` (an OTP or MFA step under way can finish on the target).
+//! The OAuth2 links are the records of the system collection `_externalAuths`, copied
+//! with the other collections (so a provider sign-in finds the same record). The internal
+//! auth tables go too, verified the same way: the short-lived `_otps` and `_mfas` (an OTP
+//! or MFA step under way can finish on the target).
 //!
-//! The target must be new: only the default collections, with no records and no rows
-//! in the internal tables. Uploaded files are not copied: their names and metadata are
+//! The target must be new: only the default collections (`_externalAuths`,
+//! `_superusers`, `users`, replaced by the source's), with no records and no rows in the
+//! internal tables. Uploaded files are not copied: their names and metadata are
 //! record values (copied), the bytes under `<dir>/storage` or in the S3 bucket are not;
 //! share or copy that folder separately, or use S3. Peer notes (`_events`, PostgreSQL
 //! only) are short-lived and are not copied.
@@ -32,17 +34,6 @@ const PAGE: i64 = 500;
 /// primary key `id`).
 const INTERNAL: &[(&str, &[&str])] = &[
     (
-        "_externalAuths",
-        &[
-            "id",
-            "collectionRef",
-            "recordRef",
-            "provider",
-            "providerId",
-            "created",
-        ],
-    ),
-    (
         "_otps",
         &[
             "id",
@@ -65,8 +56,8 @@ const INTERNAL: &[(&str, &[&str])] = &[
 pub struct MigrationReport {
     /// One entry per copied collection table, in copy order.
     pub tables: Vec<(String, u64, String)>,
-    /// One entry per internal table (`_externalAuths`, `_otps`, `_mfas`): (name, rows,
-    /// checksum), verified like the collection tables.
+    /// One entry per internal table (`_otps`, `_mfas`): (name, rows, checksum), verified
+    /// like the collection tables.
     pub internal: Vec<(String, u64, String)>,
     /// View collections re-created on the target.
     pub views: Vec<String>,
@@ -214,7 +205,9 @@ impl App {
         for collection in target.collections() {
             let default = matches!(
                 collection.id.as_str(),
-                basalt_schema::SUPERUSERS_ID | basalt_schema::USERS_ID
+                basalt_schema::SUPERUSERS_ID
+                    | basalt_schema::USERS_ID
+                    | basalt_schema::EXTERNAL_AUTHS_ID
             );
             if !default {
                 return Err(CoreError::bad_request(&format!(

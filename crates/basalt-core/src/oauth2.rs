@@ -33,6 +33,11 @@
 //!   is created in one transaction with its link, whose unique index decides between
 //!   concurrent first sign-ins on several nodes: the loser looks again and signs in to
 //!   the winner's record, so one identity never gets two records.
+//!
+//! Links are records of the system collection `_externalAuths` (`collectionRef`,
+//! `recordRef`, `provider`, `providerId`), written here in SQL; through the records API
+//! their owner lists and deletes them (the JS SDK's `listExternalAuths` and
+//! `unlinkExternalAuth`), and a trigger deletes them with their record.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, OnceLock, Weak};
@@ -560,7 +565,7 @@ fn insert_link(
         record,
         provider,
         provider_id,
-        now_unix(),
+        &basalt_schema::now_datetime(),
     );
     match conn.execute(&statement) {
         Ok(_) => Ok(()),
@@ -584,10 +589,6 @@ pub struct OAuth2Input {
     pub redirect_url: String,
     /// Data for a new record.
     pub create_data: Map<String, Json>,
-}
-
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 impl App {

@@ -1,10 +1,12 @@
 //! SQL of the one-time-password, MFA session and OAuth2 link tables (`_otps`, `_mfas`,
-//! `_externalAuths`). Times are unix seconds; the tables are internal (no collection, no
-//! API of their own).
+//! `_externalAuths`). `_otps` and `_mfas` are internal tables (no collection, no API of
+//! their own) with times in unix seconds; `_externalAuths` is the table of a system
+//! collection (created with the collection's DDL, dates as record dates), which data
+//! dirs from before had as an internal table too ([`legacy_external_auths_exists`]).
 
 use crate::{Dialect, SqlQuery, Value};
 
-/// `CREATE TABLE` statements of both tables and their lookup index.
+/// `CREATE TABLE` statements of `_otps` and `_mfas` and the lookup index.
 pub fn tables(dialect: Dialect) -> Vec<String> {
     let text = match dialect {
         Dialect::Sqlite => "TEXT",
@@ -31,19 +33,6 @@ pub fn tables(dialect: Dialect) -> Vec<String> {
              \"method\" {text} NOT NULL, \
              \"created\" BIGINT NOT NULL)"
         ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS \"_externalAuths\" (\
-             \"id\" {text} PRIMARY KEY NOT NULL, \
-             \"collectionRef\" {text} NOT NULL, \
-             \"recordRef\" {text} NOT NULL, \
-             \"provider\" {text} NOT NULL, \
-             \"providerId\" {text} NOT NULL, \
-             \"created\" BIGINT NOT NULL)"
-        ),
-        "CREATE UNIQUE INDEX IF NOT EXISTS \"idx_externalAuths_provider\" ON \"_externalAuths\" (\"collectionRef\", \"provider\", \"providerId\")"
-            .to_string(),
-        "CREATE UNIQUE INDEX IF NOT EXISTS \"idx_externalAuths_record\" ON \"_externalAuths\" (\"collectionRef\", \"recordRef\", \"provider\")"
-            .to_string(),
     ]
 }
 
@@ -207,7 +196,8 @@ pub fn external_auth_get(
 }
 
 /// Links a provider identity to a record; replaces an older link of the record to the
-/// same provider (run [`external_auth_unlink_provider`] first).
+/// same provider (run [`external_auth_unlink_provider`] first). `now` is a record date
+/// (`2024-01-02 03:04:05.678Z`), the link's `created` and `updated`.
 pub fn external_auth_insert(
     dialect: Dialect,
     id: &str,
@@ -215,18 +205,18 @@ pub fn external_auth_insert(
     record: &str,
     provider: &str,
     provider_id: &str,
-    created: i64,
+    now: &str,
 ) -> SqlQuery {
     query(
         dialect,
-        "INSERT INTO \"_externalAuths\" (\"id\", \"collectionRef\", \"recordRef\", \"provider\", \"providerId\", \"created\") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO \"_externalAuths\" (\"id\", \"collectionRef\", \"recordRef\", \"provider\", \"providerId\", \"created\", \"updated\") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
         vec![
             text(id),
             text(collection),
             text(record),
             text(provider),
             text(provider_id),
-            Value::Int(created),
+            text(now),
         ],
     )
 }
@@ -261,4 +251,58 @@ pub fn external_auth_count(dialect: Dialect, collection: &str, record: &str) -> 
         "SELECT COUNT(*) FROM \"_externalAuths\" WHERE \"collectionRef\" = ?1 AND \"recordRef\" = ?2",
         vec![text(collection), text(record)],
     )
+}
+
+/// Whether the table `_externalAuths` exists (one row if it does). Asked only while the
+/// `_externalAuths` collection is missing: the table is then the internal one of a data
+/// dir from before (`created` in unix seconds, no `updated`).
+pub fn legacy_external_auths_exists(dialect: Dialect) -> SqlQuery {
+    let sql = match dialect {
+        Dialect::Sqlite => {
+            "SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = '_externalAuths'"
+        }
+        Dialect::Postgres => {
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_externalAuths'"
+        }
+    };
+    SqlQuery::new(sql)
+}
+
+/// The name the internal table is renamed to while its rows move to the collection's.
+const LEGACY: &str = "_externalAuths_legacy";
+
+/// Puts the internal `_externalAuths` table (and its indexes) aside, so the
+/// collection's table can be created under the name; [`legacy_external_auths_copy`]
+/// then moves the rows over and drops it.
+pub fn legacy_external_auths_set_aside(dialect: Dialect) -> Vec<String> {
+    let mut statements = vec![
+        "DROP INDEX IF EXISTS \"idx_externalAuths_provider\"".to_string(),
+        "DROP INDEX IF EXISTS \"idx_externalAuths_record\"".to_string(),
+        format!("ALTER TABLE \"_externalAuths\" RENAME TO \"{LEGACY}\""),
+    ];
+    if dialect == Dialect::Postgres {
+        // The primary key's index keeps its name through the rename.
+        statements.push(format!(
+            "ALTER INDEX IF EXISTS \"_externalAuths_pkey\" RENAME TO \"{LEGACY}_pkey\""
+        ));
+    }
+    statements
+}
+
+/// Copies the set-aside links into the collection's table (ids kept, `created` turned
+/// from unix seconds into a record date, `updated` the same) and drops the old table.
+pub fn legacy_external_auths_copy(dialect: Dialect) -> Vec<String> {
+    let date = match dialect {
+        Dialect::Sqlite => "strftime('%Y-%m-%d %H:%M:%fZ', \"created\", 'unixepoch')",
+        Dialect::Postgres => {
+            "to_char(to_timestamp(\"created\") AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS\"Z\"')"
+        }
+    };
+    vec![
+        format!(
+            "INSERT INTO \"_externalAuths\" (\"id\", \"collectionRef\", \"recordRef\", \"provider\", \"providerId\", \"created\", \"updated\") \
+             SELECT \"id\", \"collectionRef\", \"recordRef\", \"provider\", \"providerId\", {date}, {date} FROM \"{LEGACY}\""
+        ),
+        format!("DROP TABLE \"{LEGACY}\""),
+    ]
 }

@@ -52,7 +52,68 @@ pub fn system_tables(dialect: Dialect) -> Vec<String> {
     .into_iter()
     .chain(crate::authflow::tables(dialect))
     .chain(compat_functions(dialect))
+    .chain(auth_cleanup_function(dialect))
     .collect()
+}
+
+/// The tables whose rows belong to an auth record (by `collectionRef` and `recordRef`)
+/// and go when it is deleted: its OAuth2 links, OTPs and MFA sessions.
+const AUTH_RECORD_TABLES: [&str; 3] = ["_externalAuths", "_otps", "_mfas"];
+
+/// PostgreSQL: the trigger function of [`auth_cleanup_trigger`] (the collection id is
+/// its argument).
+fn auth_cleanup_function(dialect: Dialect) -> Vec<String> {
+    match dialect {
+        Dialect::Sqlite => Vec::new(),
+        Dialect::Postgres => {
+            let deletes: String = AUTH_RECORD_TABLES
+                .iter()
+                .map(|table| {
+                    format!(
+                        "DELETE FROM \"{table}\" WHERE \"collectionRef\" = TG_ARGV[0] AND \"recordRef\" = OLD.\"id\"; "
+                    )
+                })
+                .collect();
+            vec![format!(
+                "CREATE OR REPLACE FUNCTION \"_basalt_auth_record_deleted\"() RETURNS trigger \
+                 LANGUAGE plpgsql AS $$ BEGIN {deletes}RETURN OLD; END $$"
+            )]
+        }
+    }
+}
+
+/// The trigger that deletes an auth record's OAuth2 links, OTPs and MFA sessions with
+/// it (any delete: the records API, a cascade, a truncate). Named by the collection id,
+/// which never changes; it follows the table through renames and goes with it.
+pub fn auth_cleanup_trigger(collection: &Collection, dialect: Dialect) -> Vec<String> {
+    if !collection.is_auth() {
+        return Vec::new();
+    }
+    let name = q(dialect, &format!("_basalt_auth_cleanup_{}", collection.id));
+    let table = q(dialect, &collection.name);
+    let id = collection.id.replace('\'', "''");
+    match dialect {
+        Dialect::Sqlite => {
+            let deletes: String = AUTH_RECORD_TABLES
+                .iter()
+                .map(|t| {
+                    format!(
+                        "DELETE FROM \"{t}\" WHERE \"collectionRef\" = '{id}' AND \"recordRef\" = OLD.\"id\"; "
+                    )
+                })
+                .collect();
+            vec![format!(
+                "CREATE TRIGGER IF NOT EXISTS {name} AFTER DELETE ON {table} FOR EACH ROW BEGIN {deletes}END"
+            )]
+        }
+        Dialect::Postgres => vec![
+            format!("DROP TRIGGER IF EXISTS {name} ON {table}"),
+            format!(
+                "CREATE TRIGGER {name} AFTER DELETE ON {table} FOR EACH ROW \
+                 EXECUTE FUNCTION \"_basalt_auth_record_deleted\"('{id}')"
+            ),
+        ],
+    }
 }
 
 /// SQLite functions that view queries written for PocketBase use, defined on PostgreSQL
@@ -109,7 +170,8 @@ pub fn column_def(field: &Field, dialect: Dialect) -> String {
     format!("{name} {ty}")
 }
 
-/// `CREATE TABLE` for a base or auth collection, followed by its indexes.
+/// `CREATE TABLE` for a base or auth collection, followed by its indexes (and for an
+/// auth collection the trigger of [`auth_cleanup_trigger`]).
 pub fn create_collection(collection: &Collection, dialect: Dialect) -> Vec<String> {
     let columns: Vec<String> = collection
         .fields
@@ -122,6 +184,7 @@ pub fn create_collection(collection: &Collection, dialect: Dialect) -> Vec<Strin
         columns.join(", ")
     )];
     statements.extend(create_indexes(collection, dialect));
+    statements.extend(auth_cleanup_trigger(collection, dialect));
     statements
 }
 

@@ -75,8 +75,9 @@ async fn collections_list_view_and_scaffolds() {
         get("list all", "/api/collections?fields=name")
             .who(su.clone())
             .snapshot(json!({
-                "page": 1, "perPage": 30, "totalItems": 3, "totalPages": 1,
-                "items": [{"name": "_superusers"}, {"name": "users"}, {"name": "posts"}]
+                "page": 1, "perPage": 30, "totalItems": 4, "totalPages": 1,
+                "items": [{"name": "_externalAuths"}, {"name": "_superusers"}, {"name": "users"},
+                          {"name": "posts"}]
             })),
         get("list filtered", "/api/collections?filter=name%3D%22users%22&fields=id,name,type,system")
             .who(su.clone())
@@ -86,7 +87,7 @@ async fn collections_list_view_and_scaffolds() {
             })),
         get("list sorted and paged", "/api/collections?sort=-name&perPage=1&page=2&fields=name")
             .who(su.clone())
-            .subset(json!({"page": 2, "perPage": 1, "totalItems": 3, "totalPages": 3,
+            .subset(json!({"page": 2, "perPage": 1, "totalItems": 4, "totalPages": 4,
                            "items": [{"name": "posts"}]})),
         get("list with an invalid filter", "/api/collections?filter=nosuch%3D1")
             .who(su.clone())
@@ -219,8 +220,9 @@ async fn collection_create_validates_everything() {
             .error(400, "Failed to load the collection type data due to invalid formatting."),
         get("only posts and members were created", "/api/collections?fields=name")
             .who(su.clone())
-            .subset(json!({"totalItems": 4, "items": [
-                {"name": "_superusers"}, {"name": "users"}, {"name": "posts"}, {"name": "members"}]})),
+            .subset(json!({"totalItems": 5, "items": [
+                {"name": "_externalAuths"}, {"name": "_superusers"}, {"name": "users"},
+                {"name": "posts"}, {"name": "members"}]})),
         get("the rejected collections have no table", "/api/collections/r1/records")
             .who(su.clone())
             .error(404, "Missing collection context."),
@@ -393,7 +395,7 @@ async fn collection_delete_truncate_and_import() {
             "/api/collections?fields=name",
         )
         .who(su.clone())
-        .subset(json!({"totalItems": 4})),
+        .subset(json!({"totalItems": 5})),
     ])
     .await;
 }
@@ -759,11 +761,165 @@ async fn collection_validation_codes() {
             .subset(json!({"data": {"fields": "[any]"}})),
         get("nothing was created", "/api/collections?fields=name")
             .who(su.clone())
-            .subset(json!({"totalItems": 3})),
+            .subset(json!({"totalItems": 4})),
         get("posts is unchanged", "/api/collections/posts")
             .who(su.clone())
             .subset(json!({"type": "base", "fields": [{"name": "id"}, {"name": "title", "type": "text"},
                                                       {"name": "views"}]})),
     ])
     .await;
+}
+
+/// The rule of `_externalAuths` for list, view and delete.
+const OWN_LINKS: &str = "@request.auth.id != '' && recordRef = @request.auth.id && collectionRef = @request.auth.collectionId";
+
+/// Asserts that `GET /api/collections/_externalAuths` answers what PocketBase 0.40.6
+/// answers (its dates aside, and the `help` PocketBase leaves out of autodate fields).
+pub(crate) async fn assert_external_auths_collection(app: &TestApp) {
+    let mut got = app
+        .expect(
+            200,
+            Method::GET,
+            "/api/collections/_externalAuths",
+            &Who::Superuser,
+            None,
+        )
+        .await;
+    let object = got.as_object_mut().unwrap();
+    for key in ["created", "updated"] {
+        let date = object.remove(key).unwrap();
+        assert_eq!(date.as_str().map(str::len), Some(24), "{key}: {date}");
+    }
+    for field in object["fields"].as_array_mut().unwrap() {
+        if field["type"] == "autodate" {
+            field.as_object_mut().unwrap().remove("help");
+        }
+    }
+    let text = |id: &str, name: &str| {
+        json!({"autogeneratePattern": "", "help": "", "hidden": false, "id": id, "max": 0,
+               "min": 0, "name": name, "pattern": "", "presentable": false,
+               "primaryKey": false, "required": true, "system": true, "type": "text"})
+    };
+    let autodate = |id: &str, name: &str, on_update: bool| {
+        json!({"hidden": false, "id": id, "name": name, "onCreate": true,
+               "onUpdate": on_update, "presentable": false, "system": true,
+               "type": "autodate"})
+    };
+    assert_eq!(
+        got,
+        json!({
+            "id": "pbc_2281828961",
+            "listRule": OWN_LINKS, "viewRule": OWN_LINKS, "createRule": null,
+            "updateRule": null, "deleteRule": OWN_LINKS,
+            "name": "_externalAuths", "type": "base", "system": true,
+            "fields": [
+                {"autogeneratePattern": "[a-z0-9]{15}", "help": "", "hidden": false,
+                 "id": "text3208210256", "max": 15, "min": 15, "name": "id",
+                 "pattern": "^[a-z0-9]+$", "presentable": false, "primaryKey": true,
+                 "required": true, "system": true, "type": "text"},
+                text("text455797646", "collectionRef"),
+                text("text127846527", "recordRef"),
+                text("text2462348188", "provider"),
+                text("text1044722854", "providerId"),
+                autodate("autodate2990389176", "created", false),
+                autodate("autodate3332085495", "updated", true),
+            ],
+            "indexes": [
+                "CREATE UNIQUE INDEX `idx_externalAuths_record_provider` ON `_externalAuths` (collectionRef, recordRef, provider)",
+                "CREATE UNIQUE INDEX `idx_externalAuths_collection_provider` ON `_externalAuths` (collectionRef, provider, providerId)"
+            ],
+        })
+    );
+}
+
+/// `_externalAuths` on a new data dir: PocketBase's collection, listed first, and like
+/// PocketBase's it cannot be deleted, renamed, given other rules or lose its unique
+/// indexes.
+async fn external_auths_is_a_locked_system_collection(app: &TestApp) {
+    assert_external_auths_collection(app).await;
+    let su = Who::Superuser;
+    app.check(vec![
+        get("listed first, like PocketBase", "/api/collections?fields=name,system")
+            .who(su.clone())
+            .snapshot(json!({
+                "page": 1, "perPage": 30, "totalItems": 3, "totalPages": 1,
+                "items": [{"name": "_externalAuths", "system": true},
+                          {"name": "_superusers", "system": true},
+                          {"name": "users", "system": false}]
+            })),
+        delete("cannot be deleted", "/api/collections/_externalAuths")
+            .who(su.clone())
+            .error(400, "Failed to delete collection."),
+        delete("nor by id", "/api/collections/pbc_2281828961")
+            .who(su.clone())
+            .error(400, "Failed to delete collection."),
+        patch("cannot be renamed", "/api/collections/_externalAuths")
+            .who(su.clone())
+            .json(json!({"name": "links"}))
+            .status(400)
+            .subset(json!({"message": "Failed to update collection.",
+                "data": field_error("name", "validation_collection_system_name_change")})),
+        patch("its rules cannot change", "/api/collections/_externalAuths")
+            .who(su.clone())
+            .json(json!({"listRule": "", "deleteRule": null}))
+            .status(400)
+            .subset(json!({"data": {
+                "listRule": {"code": "validation_collection_system_rule_change",
+                             "message": "System collection API rule cannot be changed."},
+                "deleteRule": {"code": "validation_collection_system_rule_change"}}})),
+        patch("its unique indexes stay", "/api/collections/_externalAuths")
+            .who(su.clone())
+            .json(json!({"indexes": ["CREATE UNIQUE INDEX `idx_externalAuths_record_provider` ON `_externalAuths` (collectionRef, recordRef, provider)"]}))
+            .status(400)
+            .subset(json!({"data": {"indexes": {
+                "code": "validation_invalid_unique_system_field_index",
+                "params": {"fieldName": "collectionRef"}}}})),
+        patch("its system fields stay", "/api/collections/_externalAuths")
+            .who(su.clone())
+            .json(json!({"fields": [{"name": "id", "type": "text", "primaryKey": true}]}))
+            .status(400),
+        delete("the other system collections neither", "/api/collections/_superusers")
+            .who(su.clone())
+            .error(400, "Failed to delete collection."),
+    ])
+    .await;
+    // Unchanged by all that.
+    assert_external_auths_collection(app).await;
+    // Indexes may be added next to the unique ones (PocketBase allows it too).
+    let mut indexes: Vec<Json> = external_auths_indexes();
+    indexes.push(json!(
+        "CREATE INDEX `idx_externalAuths_provider` ON `_externalAuths` (provider)"
+    ));
+    app.expect(
+        200,
+        Method::PATCH,
+        "/api/collections/_externalAuths",
+        &Who::Superuser,
+        Some(json!({ "indexes": indexes })),
+    )
+    .await;
+}
+
+fn external_auths_indexes() -> Vec<Json> {
+    vec![
+        json!(
+            "CREATE UNIQUE INDEX `idx_externalAuths_record_provider` ON `_externalAuths` (collectionRef, recordRef, provider)"
+        ),
+        json!(
+            "CREATE UNIQUE INDEX `idx_externalAuths_collection_provider` ON `_externalAuths` (collectionRef, provider, providerId)"
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn external_auths_is_a_locked_system_collection_on_a_new_data_dir() {
+    let app = TestApp::spawn().await;
+    external_auths_is_a_locked_system_collection(&app).await;
+}
+
+#[tokio::test]
+async fn external_auths_is_a_locked_system_collection_on_postgres() {
+    let db = crate::multinode::TestDb::create().await;
+    let app = crate::oauth2::spawn_on(&db).await;
+    external_auths_is_a_locked_system_collection(&app).await;
 }

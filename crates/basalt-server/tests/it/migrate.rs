@@ -1,6 +1,7 @@
 //! `basalt migrate-data`: a whole app copied from SQLite to PostgreSQL and back, then
 //! served from the copy with the same answers, logins, tokens and OAuth2 links (the
-//! internal `_externalAuths`, `_otps` and `_mfas` rows are copied too).
+//! records of the `_externalAuths` collection, and the internal `_otps` and `_mfas`
+//! rows).
 
 use std::sync::{Arc, Mutex};
 
@@ -255,7 +256,13 @@ async fn an_app_moves_from_sqlite_to_postgres_and_back_unchanged() {
     assert!(stdout.contains("posts: 620 records"), "{stdout}");
     assert!(stdout.contains("(verified)"), "{stdout}");
     assert!(stdout.contains("titles: view re-created"), "{stdout}");
-    for table in ["_externalAuths", "_otps", "_mfas"] {
+    // The links are a collection (copied once, as one), OTPs and MFA internal rows.
+    assert_eq!(stdout.matches("_externalAuths:").count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("_externalAuths: 1 records, sha256 "),
+        "{stdout}"
+    );
+    for table in ["_otps", "_mfas"] {
         assert!(
             stdout.contains(&format!("{table}: 1 rows, sha256 ")),
             "{stdout}"
@@ -390,13 +397,14 @@ async fn an_app_moves_from_sqlite_to_postgres_and_back_unchanged() {
     assert!(!missing.status.success());
 }
 
-/// The columns compared in the internal tables, per table (the link's `id` and
-/// `created` were made by the server and are only checked to be set).
+/// The columns compared in the link and internal tables, per table (the link's `id`,
+/// `created` and `updated` were made by the server and are only checked to be set).
 const INTERNAL_SQL: [(&str, &str); 3] = [
     (
         "_externalAuths",
         "SELECT \"collectionRef\", \"recordRef\", \"provider\", \"providerId\", \
-         CAST(length(\"id\") AS TEXT), CAST(\"created\" > 0 AS TEXT) FROM \"_externalAuths\"",
+         CAST(length(\"id\") AS TEXT), CAST(length(\"created\") AS TEXT), \
+         CAST(length(\"updated\") AS TEXT) FROM \"_externalAuths\"",
     ),
     (
         "_otps",
@@ -421,7 +429,7 @@ fn expected_internal(users_id: &str, user_id: &str, now: i64) -> Vec<(String, Ve
     vec![
         row(
             "_externalAuths",
-            &[users_id, user_id, "oidc", "sub-mover-1", "15", "true"],
+            &[users_id, user_id, "oidc", "sub-mover-1", "15", "24", "24"],
         ),
         row(
             "_otps",
@@ -459,12 +467,7 @@ async fn internal_rows_pg(url: &str) -> Vec<(String, Vec<String>)> {
 fn internal_rows_sqlite(conn: &rusqlite::Connection) -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
     for (table, sql) in INTERNAL_SQL {
-        // SQLite has no boolean type: `created > 0` is 1.
-        let sql = sql.replace(
-            "CAST(\"created\" > 0 AS TEXT)",
-            "CASE WHEN \"created\" > 0 THEN 'true' ELSE 'false' END",
-        );
-        let mut statement = conn.prepare(&sql).unwrap();
+        let mut statement = conn.prepare(sql).unwrap();
         let width = statement.column_count();
         let rows = statement
             .query_map([], |row| {
