@@ -1234,3 +1234,526 @@ async fn options_saved_back_without_the_client_secret_keep_it() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["message"], "Failed to fetch OAuth2 token.");
 }
+
+// `_externalAuths`: the links are records of a system collection.
+
+/// Creates the superuser on a PostgreSQL test database (as `TestApp::spawn` does on a
+/// data dir).
+fn upsert_superuser_on(db: &crate::multinode::TestDb) {
+    let out = crate::support::run_cli(&[
+        "superuser",
+        "upsert",
+        crate::support::SU_EMAIL,
+        crate::support::SU_PASSWORD,
+        "--db",
+        &db.url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A server on a PostgreSQL test database.
+pub(crate) async fn spawn_on(db: &crate::multinode::TestDb) -> TestApp {
+    upsert_superuser_on(db);
+    TestApp::spawn_with(&["--db", &db.url]).await
+}
+
+/// A filter query string (`?filter=...`).
+fn filter(text: &str) -> String {
+    format!("filter={}", crate::realtime::encode(text))
+}
+
+/// The `_externalAuths` records the caller can list, with `query` (e.g. a filter).
+async fn links(app: &TestApp, who: &Who, query: &str) -> Vec<Json> {
+    let body = app
+        .expect(
+            200,
+            Method::GET,
+            &format!("/api/collections/_externalAuths/records?sort=provider,providerId&{query}"),
+            who,
+            None,
+        )
+        .await;
+    body["items"].as_array().unwrap().clone()
+}
+
+/// Signs the provider user in as `who`; asserts 200 and returns (record id, token).
+async fn sign_in_ok(app: &TestApp, idp: &Idp, provider: &str, who: &Who) -> (String, String) {
+    let (status, body) = sign_in(app, idp, provider, who, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    (
+        body["record"]["id"].as_str().unwrap().to_string(),
+        body["token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// What the records API shows of links: the owner lists, views and deletes its own and
+/// nothing else, a guest nothing, only superusers write, and a deleted record's links
+/// go with it.
+async fn links_through_the_records_api(app: &TestApp, idp: &Idp) {
+    *idp.session.lock().unwrap() = user("sub-ann", "ann@example.com", true, "Ann");
+    let (ann, ann_token) = sign_in_ok(app, idp, "oidc", &Who::Guest).await;
+    let ann_who = Who::Token(ann_token.clone());
+    // Ann links a second identity to herself.
+    *idp.session.lock().unwrap() = user("sub-ann-2", "ann-2@example.com", false, "Ann");
+    assert_eq!(sign_in_ok(app, idp, "oidc2", &ann_who).await.0, ann);
+    *idp.session.lock().unwrap() = user("sub-ben", "ben@example.com", true, "Ben");
+    let (ben, ben_token) = sign_in_ok(app, idp, "oidc", &Who::Guest).await;
+    let ben_who = Who::Token(ben_token);
+
+    // The superuser sees all three, as PocketBase shows records of the collection.
+    let all = links(app, &Who::Superuser, "").await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    for link in &all {
+        let mut keys: Vec<&str> = link
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "collectionId",
+                "collectionName",
+                "collectionRef",
+                "created",
+                "id",
+                "provider",
+                "providerId",
+                "recordRef",
+                "updated"
+            ]
+        );
+        assert_eq!(link["collectionId"], "pbc_2281828961");
+        assert_eq!(link["collectionName"], "_externalAuths");
+        assert_eq!(link["collectionRef"], "_pb_users_auth_");
+        assert_eq!(link["created"], link["updated"]);
+        let created = link["created"].as_str().unwrap();
+        assert!(
+            created.len() == 24 && created.ends_with('Z') && created.as_bytes()[10] == b' ',
+            "a record date: {created}"
+        );
+        assert_eq!(link["id"].as_str().unwrap().len(), 15);
+    }
+    let summary: Vec<(String, String, String)> = all
+        .iter()
+        .map(|l| {
+            (
+                l["recordRef"].as_str().unwrap().to_string(),
+                l["provider"].as_str().unwrap().to_string(),
+                l["providerId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = |r: &str, p: &str, pid: &str| (r.to_string(), p.to_string(), pid.to_string());
+    assert_eq!(
+        summary,
+        vec![
+            expected(&ann, "oidc", "sub-ann"),
+            expected(&ben, "oidc", "sub-ben"),
+            expected(&ann, "oidc2", "sub-ann-2"),
+        ]
+    );
+    let id_of = |record: &str, provider: &str| {
+        all.iter()
+            .find(|l| l["recordRef"] == record && l["provider"] == provider)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (ann_oidc, ben_oidc) = (id_of(&ann, "oidc"), id_of(&ben, "oidc"));
+
+    // Ann lists her own only, also when she asks for Ben's (the SDK's filter).
+    let own = links(app, &ann_who, "").await;
+    assert_eq!(own.len(), 2, "{own:?}");
+    assert!(
+        own.iter().all(|l| l["recordRef"] == ann.as_str()),
+        "{own:?}"
+    );
+    assert!(
+        links(app, &ann_who, &filter(&format!("recordRef = '{ben}'")))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        links(app, &ben_who, &filter(&format!("recordRef = '{ben}'")))
+            .await
+            .len(),
+        1
+    );
+    // Ben's link is not found for Ann, nor for a guest; guests list nothing.
+    let ben_link = format!("/api/collections/_externalAuths/records/{ben_oidc}");
+    let ann_link = format!("/api/collections/_externalAuths/records/{ann_oidc}");
+    for who in [&ann_who, &Who::Guest] {
+        for method in [Method::GET, Method::DELETE] {
+            let (status, body) = app.request(method.clone(), &ben_link, who, None).await;
+            assert_eq!(status, 404, "{method} as {who:?}: {body}");
+        }
+    }
+    assert!(links(app, &Who::Guest, "").await.is_empty());
+    for method in [Method::GET, Method::DELETE] {
+        let (status, body) = app
+            .request(method.clone(), &ann_link, &Who::Guest, None)
+            .await;
+        assert_eq!(status, 404, "{method} as a guest: {body}");
+    }
+    let (status, _) = app.request(Method::GET, &ann_link, &ann_who, None).await;
+    assert_eq!(status, 200);
+    // Only superusers create or change links.
+    let (status, body) = app
+        .request(
+            Method::POST,
+            "/api/collections/_externalAuths/records",
+            &ann_who,
+            Some(json!({"collectionRef": "_pb_users_auth_", "recordRef": ann,
+                        "provider": "oidc3", "providerId": "forged"})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = app
+        .request(
+            Method::PATCH,
+            &ann_link,
+            &ann_who,
+            Some(json!({"providerId": "sub-ben"})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(links(app, &Who::Superuser, "").await.len(), 3);
+
+    // Ann unlinks oidc (as the SDK's unlinkExternalAuth does): gone, her other link
+    // stays; signing in through it again finds her by her verified email and links anew.
+    let (status, _) = app.request(Method::DELETE, &ann_link, &ann_who, None).await;
+    assert_eq!(status, 204);
+    let own = links(app, &ann_who, "").await;
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0]["provider"], "oidc2");
+    *idp.session.lock().unwrap() = user("sub-ann", "ann@example.com", true, "Ann");
+    let (status, body) = sign_in(app, idp, "oidc", &Who::Guest, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], ann.as_str());
+    assert_eq!(body["meta"]["isNew"], false);
+    assert_eq!(links(app, &ann_who, "").await.len(), 2);
+
+    // Deleting a record deletes its links (and only its own).
+    app.expect(
+        204,
+        Method::DELETE,
+        &format!("/api/collections/users/records/{ben}"),
+        &Who::Superuser,
+        None,
+    )
+    .await;
+    let left = links(app, &Who::Superuser, "").await;
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left.iter().all(|l| l["recordRef"] == ann.as_str()),
+        "{left:?}"
+    );
+    // Ben's identity is nobody's now: it signs in to a new record.
+    *idp.session.lock().unwrap() = user("sub-ben", "ben@example.com", true, "Ben");
+    let (status, body) = sign_in(app, idp, "oidc", &Who::Guest, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["isNew"], true);
+    assert_ne!(body["record"]["id"], ben.as_str());
+    // Ann deletes her own account (the users delete rule): her links go too.
+    app.expect(
+        204,
+        Method::DELETE,
+        &format!("/api/collections/users/records/{ann}"),
+        &ann_who,
+        None,
+    )
+    .await;
+    let left = links(app, &Who::Superuser, "").await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["providerId"], "sub-ben");
+}
+
+#[tokio::test]
+async fn links_are_records_their_owner_lists_and_deletes() {
+    let (app, idp) = setup().await;
+    links_through_the_records_api(&app, &idp).await;
+}
+
+#[tokio::test]
+async fn links_are_records_their_owner_lists_and_deletes_on_postgres() {
+    let db = crate::multinode::TestDb::create().await;
+    upsert_superuser_on(&db);
+    let (app, idp) = setup_with(&["--db", &db.url]).await;
+    links_through_the_records_api(&app, &idp).await;
+}
+
+/// SQL straight on the database of a server: its SQLite file, or `pg` when given.
+async fn raw_sql(app: &TestApp, pg: Option<&str>, sql: &str) {
+    match pg {
+        Some(url) => {
+            let (url, sql) = (url.to_string(), sql.to_string());
+            tokio::task::spawn_blocking(move || {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                client.batch_execute(&sql).unwrap();
+            })
+            .await
+            .unwrap();
+        }
+        None => {
+            let conn = rusqlite::Connection::open(app.data_dir().join("data.db")).unwrap();
+            conn.execute_batch(sql).unwrap();
+        }
+    }
+}
+
+/// The first column of a one-row count query on the database of a server.
+async fn raw_count(app: &TestApp, pg: Option<&str>, sql: &str) -> i64 {
+    match pg {
+        Some(url) => {
+            let (url, sql) = (url.to_string(), sql.to_string());
+            tokio::task::spawn_blocking(move || {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                client.query_one(&sql, &[]).unwrap().get::<_, i64>(0)
+            })
+            .await
+            .unwrap()
+        }
+        None => {
+            let conn = rusqlite::Connection::open(app.data_dir().join("data.db")).unwrap();
+            conn.query_row(sql, [], |row| row.get(0)).unwrap()
+        }
+    }
+}
+
+/// Turns a server's stopped database back into the layout of the versions that kept
+/// the links in an internal table: no `_externalAuths` collection, no delete triggers,
+/// the old table (unix-second `created`, no `updated`) with its old indexes and `rows`.
+async fn make_it_an_old_database(
+    app: &TestApp,
+    pg: Option<&str>,
+    rows: &[(&str, &str, &str, &str, i64)],
+) {
+    let text = if pg.is_some() {
+        "TEXT COLLATE \"C\""
+    } else {
+        "TEXT"
+    };
+    let triggers = match pg {
+        Some(_) => {
+            "DROP TRIGGER \"_basalt_auth_cleanup__pb_users_auth_\" ON \"users\"; \
+                    DROP TRIGGER \"_basalt_auth_cleanup_pbc_3142635823\" ON \"_superusers\"; \
+                    DROP FUNCTION \"_basalt_auth_record_deleted\"();"
+        }
+        None => {
+            "DROP TRIGGER \"_basalt_auth_cleanup__pb_users_auth_\"; \
+                 DROP TRIGGER \"_basalt_auth_cleanup_pbc_3142635823\";"
+        }
+    };
+    let mut sql = format!(
+        "{triggers} \
+         DROP TABLE \"_externalAuths\"; \
+         DELETE FROM \"_collections\" WHERE \"id\" = 'pbc_2281828961'; \
+         CREATE TABLE \"_externalAuths\" (\"id\" {text} PRIMARY KEY NOT NULL, \
+           \"collectionRef\" {text} NOT NULL, \"recordRef\" {text} NOT NULL, \
+           \"provider\" {text} NOT NULL, \"providerId\" {text} NOT NULL, \
+           \"created\" BIGINT NOT NULL); \
+         CREATE UNIQUE INDEX \"idx_externalAuths_provider\" ON \"_externalAuths\" \
+           (\"collectionRef\", \"provider\", \"providerId\"); \
+         CREATE UNIQUE INDEX \"idx_externalAuths_record\" ON \"_externalAuths\" \
+           (\"collectionRef\", \"recordRef\", \"provider\");"
+    );
+    for (id, record, provider, provider_id, created) in rows {
+        sql.push_str(&format!(
+            " INSERT INTO \"_externalAuths\" VALUES ('{id}', '_pb_users_auth_', '{record}', \
+             '{provider}', '{provider_id}', {created});"
+        ));
+    }
+    raw_sql(app, pg, &sql).await;
+}
+
+/// A data dir from before gets the collection at start: its links are kept (ids, record
+/// dates from their unix seconds), signed in through, listed by their owners, deleted
+/// with their records (the trigger is added to the auth collections), and a second
+/// start changes nothing.
+async fn old_links_move_into_the_collection(mut app: TestApp, idp: Shared, pg: Option<&str>) {
+    let mut ids = Vec::new();
+    for name in ["old-one", "old-two"] {
+        let record = app
+            .create_record(
+                "users",
+                json!({"email": format!("{name}@example.com"), "password": "old-password-1",
+                       "passwordConfirm": "old-password-1", "verified": true}),
+            )
+            .await;
+        ids.push(record["id"].as_str().unwrap().to_string());
+    }
+    let (one, two) = (ids[0].clone(), ids[1].clone());
+    app.stop().await;
+    make_it_an_old_database(
+        &app,
+        pg,
+        &[
+            (
+                "linkoneoidc0000",
+                &one,
+                "oidc",
+                "sub-old-one",
+                1_700_000_000,
+            ),
+            (
+                "linkonegoogle00",
+                &one,
+                "google",
+                "g-old-one",
+                1_700_000_061,
+            ),
+            (
+                "linktwooidc0000",
+                &two,
+                "oidc",
+                "sub-old-two",
+                1_700_003_600,
+            ),
+        ],
+    )
+    .await;
+    app.start().await;
+
+    crate::collections::assert_external_auths_collection(&app).await;
+    let all = links(&app, &Who::Superuser, "sort=id").await;
+    let rows: Vec<Json> = all
+        .iter()
+        .map(|l| {
+            json!([
+                l["id"],
+                l["collectionRef"],
+                l["recordRef"],
+                l["provider"],
+                l["providerId"],
+                l["created"],
+                l["updated"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            json!([
+                "linkonegoogle00",
+                "_pb_users_auth_",
+                one,
+                "google",
+                "g-old-one",
+                "2023-11-14 22:14:21.000Z",
+                "2023-11-14 22:14:21.000Z"
+            ]),
+            json!([
+                "linkoneoidc0000",
+                "_pb_users_auth_",
+                one,
+                "oidc",
+                "sub-old-one",
+                "2023-11-14 22:13:20.000Z",
+                "2023-11-14 22:13:20.000Z"
+            ]),
+            json!([
+                "linktwooidc0000",
+                "_pb_users_auth_",
+                two,
+                "oidc",
+                "sub-old-two",
+                "2023-11-14 23:13:20.000Z",
+                "2023-11-14 23:13:20.000Z"
+            ]),
+        ]
+    );
+    // The old table and its indexes are gone; the unique indexes are the collection's.
+    let (tables, indexes) = match pg {
+        Some(_) => (
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name LIKE '\\_externalAuths%'",
+            "SELECT COUNT(*) FROM pg_indexes WHERE tablename = '_externalAuths' AND indexname LIKE 'idx%'",
+        ),
+        None => (
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name LIKE '\\_externalAuths%' ESCAPE '\\'",
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = '_externalAuths' AND name LIKE 'idx%'",
+        ),
+    };
+    assert_eq!(raw_count(&app, pg, tables).await, 1);
+    assert_eq!(raw_count(&app, pg, indexes).await, 2);
+    let (status, body) = app
+        .request(
+            Method::POST,
+            "/api/collections/_externalAuths/records",
+            &Who::Superuser,
+            Some(json!({"collectionRef": "_pb_users_auth_", "recordRef": two,
+                        "provider": "oidc", "providerId": "sub-old-one"})),
+        )
+        .await;
+    assert_eq!(status, 400, "one record per provider identity: {body}");
+
+    // The moved link still signs its identity in (its email is nobody's).
+    *idp.session.lock().unwrap() = user("sub-old-one", "elsewhere@example.com", false, "Old");
+    let (status, body) = sign_in(&app, &idp, "oidc", &Who::Guest, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["record"]["id"], one.as_str());
+    assert_eq!(body["meta"]["isNew"], false);
+    // Its owner lists its two.
+    let token = app
+        .login("users", "old-one@example.com", "old-password-1")
+        .await;
+    let own = links(&app, &Who::Token(token), "").await;
+    assert_eq!(own.len(), 2, "{own:?}");
+    // Deleting a record of the old collection deletes its links.
+    app.expect(
+        204,
+        Method::DELETE,
+        &format!("/api/collections/users/records/{two}"),
+        &Who::Superuser,
+        None,
+    )
+    .await;
+    assert_eq!(links(&app, &Who::Superuser, "").await.len(), 2);
+
+    // Started again: one `_externalAuths` collection, the same links.
+    app.stop().await;
+    app.start().await;
+    let token = app
+        .login(
+            "_superusers",
+            crate::support::SU_EMAIL,
+            crate::support::SU_PASSWORD,
+        )
+        .await;
+    app.set_token("superuser", &token);
+    let names = app
+        .expect(
+            200,
+            Method::GET,
+            "/api/collections?fields=name",
+            &Who::Superuser,
+            None,
+        )
+        .await;
+    assert_eq!(
+        names["items"],
+        json!([{"name": "_superusers"}, {"name": "users"}, {"name": "_externalAuths"}])
+    );
+    assert_eq!(links(&app, &Who::Superuser, "").await.len(), 2);
+}
+
+#[tokio::test]
+async fn old_data_dirs_get_the_collection_with_their_links_kept() {
+    let (app, idp) = setup().await;
+    old_links_move_into_the_collection(app, idp, None).await;
+}
+
+#[tokio::test]
+async fn old_postgres_databases_get_the_collection_with_their_links_kept() {
+    let db = crate::multinode::TestDb::create().await;
+    upsert_superuser_on(&db);
+    let (app, idp) = setup_with(&["--db", &db.url]).await;
+    old_links_move_into_the_collection(app, idp, Some(&db.url)).await;
+}
