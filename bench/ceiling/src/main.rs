@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 use std::{cell::RefCell, sync::mpsc, time::{SystemTime, UNIX_EPOCH}};
 use tokio::sync::oneshot;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Job = (Value, oneshot::Sender<Result<Value, String>>);
 static DB: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 static TX: std::sync::OnceLock<mpsc::Sender<Job>> = std::sync::OnceLock::new();
