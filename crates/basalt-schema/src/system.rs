@@ -146,15 +146,17 @@ mod tests {
     /// (apart from the dates).
     #[test]
     fn external_auths_has_pocketbases_shape() {
-        let mut value = serde_json::to_value(default_external_auths()).unwrap();
-        let object = value.as_object_mut().unwrap();
+        let mut value = serde_json::to_value(default_external_auths()).expect("collection JSON");
+        let object = value.as_object_mut().expect("an object");
         object.remove("created");
         object.remove("updated");
         // Basalt writes `help` on every field; PocketBase leaves it out on autodate fields
         // (of every collection, not only this one).
-        for field in object["fields"].as_array_mut().unwrap() {
-            if field["type"] == "autodate" {
-                field.as_object_mut().unwrap().remove("help");
+        for field in object["fields"].as_array_mut().expect("fields").iter_mut() {
+            if field["type"] == "autodate"
+                && let Some(field) = field.as_object_mut()
+            {
+                field.remove("help");
             }
         }
         let rule = "@request.auth.id != '' && recordRef = @request.auth.id && collectionRef = @request.auth.collectionId";
