@@ -602,7 +602,9 @@ pub fn point_reads_see_writes_cannot_write_and_fail_after_close(store: Arc<dyn S
         "INSERT INTO points (id, body) VALUES (?1, ?2)",
         vec![Value::Int(99), text("x")],
     );
-    let res = rt.block_on(crate::read_point(&*store, move |conn| conn.execute(&insert)));
+    let res = rt.block_on(crate::read_point(&*store, move |conn| {
+        conn.execute(&insert)
+    }));
     assert!(res.is_err(), "a point read wrote: {res:?}");
     assert_eq!(count(&*store, "points"), 20);
     // Many at once: more than the backend has connections for inline reads.
