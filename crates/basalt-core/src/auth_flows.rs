@@ -291,6 +291,24 @@ impl App {
 
     /// Writes `changes` to an auth record in one transaction, provided its `tokenKey`
     /// is still the one the spent token was signed with (else the token is invalid).
+    /// [`App::write_auth_record`] for a record the caller holds: writes `changes`
+    /// (checked against the record's token key as read) and merges them into `record`.
+    pub(crate) async fn update_held_auth_record(
+        &self,
+        collection: &Arc<Collection>,
+        record: &mut Map<String, Json>,
+        changes: Map<String, Json>,
+    ) -> Result<(), CoreError> {
+        let auth = Auth {
+            collection: collection.clone(),
+            record: record.clone(),
+        };
+        self.write_auth_record(collection.clone(), &auth, changes.clone())
+            .await?;
+        record.extend(changes);
+        Ok(())
+    }
+
     pub(crate) async fn write_auth_record(
         &self,
         collection: Arc<Collection>,

@@ -52,7 +52,7 @@ use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use crate::auth::{Auth, AuthResult};
+use crate::auth::AuthResult;
 use crate::error::CoreError;
 use crate::records::{RequestInfo, WriteOp};
 
@@ -884,13 +884,8 @@ impl App {
             changes.insert("verified".into(), Json::Bool(true));
         }
         if !changes.is_empty() {
-            let auth = Auth {
-                collection: collection.clone(),
-                record: record.clone(),
-            };
-            self.write_auth_record(collection.clone(), &auth, changes.clone())
+            self.update_held_auth_record(collection, &mut record, changes)
                 .await?;
-            record.extend(changes);
         }
         // An unverified record keeps one link at most: this one.
         if !linked || !verified {

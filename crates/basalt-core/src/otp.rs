@@ -279,13 +279,8 @@ impl App {
                     Json::String(crate::auth::new_token_key()),
                 );
             }
-            let auth = Auth {
-                collection: collection.clone(),
-                record: record.clone(),
-            };
-            self.write_auth_record(collection.clone(), &auth, changes.clone())
+            self.update_held_auth_record(&collection, &mut record, changes)
                 .await?;
-            record.extend(changes);
         }
         self.complete_auth(collection, record, "otp", mfa_id).await
     }

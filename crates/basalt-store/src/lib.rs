@@ -243,9 +243,7 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit_read(Box::new(ReadOnce { f, tx }));
-    rx.await.unwrap_or_else(|_| Err(E::from(dropped())))
+    queue_read(store, f, false).await
 }
 
 /// [`read`] for a point read (one record by its id, a token's record): a backend that
@@ -258,8 +256,25 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
+    queue_read(store, f, true).await
+}
+
+/// Runs `f` as a read job (first on the calling thread when `inline` and the backend can)
+/// and waits for its result.
+async fn queue_read<T, E, F>(store: &dyn Store, f: F, inline: bool) -> Result<T, E>
+where
+    F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
     let (tx, rx) = tokio::sync::oneshot::channel();
-    if let Some(job) = store.run_read_inline(Box::new(ReadOnce { f, tx })) {
+    let job: Box<dyn ReadJob> = Box::new(ReadOnce { f, tx });
+    let queued = if inline {
+        store.run_read_inline(job)
+    } else {
+        Some(job)
+    };
+    if let Some(job) = queued {
         store.submit_read(job);
     }
     rx.await.unwrap_or_else(|_| Err(E::from(dropped())))
