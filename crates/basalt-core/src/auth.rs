@@ -365,7 +365,7 @@ impl App {
         };
         let lookup = collection.clone();
         let id = claims.id.clone();
-        let record = basalt_store::read_point(self.store().as_ref(), move |conn: &mut dyn Conn| {
+        let record = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
             load_record(conn, &lookup, &id)
         })
         .await?;

@@ -279,7 +279,7 @@ impl App {
         let schema = self.schema();
         let query = self.fetch_query(&schema, &collection, rule.as_deref(), id, &info)?;
         let lookup = collection.clone();
-        let job = move |conn: &mut dyn Conn| {
+        let found = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let rows = conn.query(&query)?;
             Ok::<_, CoreError>(
                 rows.rows
@@ -287,17 +287,8 @@ impl App {
                     .next()
                     .map(|row| record::decode_row(&lookup, row)),
             )
-        };
-        // One row by its primary key is a point read, unless the view rule reads other
-        // collections in ways that may scan them (`@collection`, back-relations).
-        let scans = rule
-            .as_deref()
-            .is_some_and(|rule| rule.contains("@collection") || rule.contains("_via_"));
-        let found = if scans {
-            basalt_store::read(self.store().as_ref(), job).await?
-        } else {
-            basalt_store::read_point(self.store().as_ref(), job).await?
-        };
+        })
+        .await?;
         let data = found.ok_or_else(CoreError::not_found)?;
         let mut exported = self.export_rows(&collection, vec![data], &info).await?;
         Ok(exported.pop().unwrap_or(Json::Null))

@@ -77,22 +77,16 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Prepared statements cached per connection. Default: 128.
     pub statement_cache: usize,
-    /// Reader connections for point reads on the caller's thread (see
-    /// [`basalt_store::read_point`]). Default: as many as `readers`. `0` sends every
-    /// read to the reader threads.
-    pub inline_readers: usize,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(std::num::NonZeroUsize::get)
-            .unwrap_or(2)
-            .clamp(2, 8);
         SqliteOptions {
             synchronous: Synchronous::Full,
-            readers: cores,
-            inline_readers: cores,
+            readers: std::thread::available_parallelism()
+                .map(std::num::NonZeroUsize::get)
+                .unwrap_or(2)
+                .clamp(2, 8),
             busy_timeout: Duration::from_secs(5),
             cache_size_kib: 16 * 1024,
             journal_size_limit: 64 * 1024 * 1024,
@@ -138,9 +132,6 @@ pub struct SqliteStore {
     /// The worker threads' ids, to avoid joining a thread from itself.
     worker_ids: Mutex<Vec<ThreadId>>,
     counters: Arc<Counters>,
-    /// Reader connections for point reads run on the caller's thread
-    /// ([`Store::run_read_inline`]); a caller that finds none free uses the threads.
-    inline: Mutex<Vec<Connection>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -243,10 +234,6 @@ impl SqliteStore {
             .map(|_| open_connection(path, &options, Role::Reader))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| context(error, &doing))?;
-        let inline = (0..options.inline_readers)
-            .map(|_| open_connection(path, &options, Role::Reader))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| context(error, &doing))?;
         tracing::info!(
             path = %path.display(),
             sqlite = Self::sqlite_version(),
@@ -254,9 +241,7 @@ impl SqliteStore {
             readers = options.readers,
             "sqlite store opened"
         );
-        let store = Self::start(Some(path.to_owned()), writer, readers, &options)?;
-        *store.inline.lock() = inline;
-        Ok(store)
+        Self::start(Some(path.to_owned()), writer, readers, &options)
     }
 
     /// Opens a private in-memory database (for tests). It has one connection, so reads
@@ -287,7 +272,6 @@ impl SqliteStore {
             threads: Mutex::new(Threads::default()),
             worker_ids: Mutex::new(Vec::new()),
             counters: Arc::new(Counters::default()),
-            inline: Mutex::new(Vec::new()),
         };
         let counters = Arc::clone(&store.counters);
         let max_batch = options.max_batch;
@@ -383,18 +367,6 @@ impl Store for SqliteStore {
         }
     }
 
-    fn run_read_inline(&self, job: Box<dyn ReadJob>) -> Option<Box<dyn ReadJob>> {
-        if self.channels.read().is_none() {
-            return Some(job);
-        }
-        let Some(conn) = self.inline.try_lock().and_then(|mut free| free.pop()) else {
-            return Some(job);
-        };
-        worker::run_read(&conn, job, &self.counters, false);
-        self.inline.lock().push(conn);
-        None
-    }
-
     fn submit_write(&self, job: Box<dyn WriteJob>) {
         let channels = self.channels.read();
         let refused = match channels.as_ref() {
@@ -419,7 +391,6 @@ impl Store for SqliteStore {
     /// jobs: a thread cannot wait for itself.
     fn close(&self) {
         drop(self.channels.write().take());
-        self.inline.lock().clear();
         let me = thread::current().id();
         if self.worker_ids.lock().contains(&me) {
             tracing::debug!("sqlite: close called from a worker thread; not waiting");

@@ -209,12 +209,7 @@ pub(crate) fn read_loop(
 /// Runs a read job inside `BEGIN` … `ROLLBACK`, so all its statements see one snapshot.
 /// On the writer connection (`on_writer`), `query_only` is switched on for the job, as it
 /// always is on reader connections.
-pub(crate) fn run_read(
-    conn: &Connection,
-    job: Box<dyn ReadJob>,
-    counters: &Counters,
-    on_writer: bool,
-) {
+fn run_read(conn: &Connection, job: Box<dyn ReadJob>, counters: &Counters, on_writer: bool) {
     bump(&counters.read_jobs, 1);
     if on_writer && let Err(error) = control(conn, "PRAGMA query_only = ON") {
         job.fail(error);

@@ -165,12 +165,6 @@ pub trait Store: Send + Sync + 'static {
     /// the same database), so that per-connection caches of prepared statements are
     /// dropped. DDL run through the store itself needs no call.
     fn schema_changed(&self) {}
-    /// Runs a short read job on the calling thread when the backend can do so at once
-    /// without waiting on anything it does not control (SQLite with a free connection),
-    /// and returns `None`; otherwise gives the job back for [`Store::submit_read`].
-    fn run_read_inline(&self, job: Box<dyn ReadJob>) -> Option<Box<dyn ReadJob>> {
-        Some(job)
-    }
 }
 
 struct ReadOnce<F, T, E> {
@@ -243,40 +237,8 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
-    queue_read(store, f, false).await
-}
-
-/// [`read`] for a point read (one record by its id, a token's record): a backend that
-/// can run it on the calling thread does so, sparing the hand-off to a reader thread
-/// and back (two thread wake-ups, measured as the largest cost of a view by id). `f`
-/// must be short, since it may run on an async worker thread.
-pub async fn read_point<T, E, F>(store: &dyn Store, f: F) -> Result<T, E>
-where
-    F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: From<StoreError> + Send + 'static,
-{
-    queue_read(store, f, true).await
-}
-
-/// Runs `f` as a read job (first on the calling thread when `inline` and the backend can)
-/// and waits for its result.
-async fn queue_read<T, E, F>(store: &dyn Store, f: F, inline: bool) -> Result<T, E>
-where
-    F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: From<StoreError> + Send + 'static,
-{
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let job: Box<dyn ReadJob> = Box::new(ReadOnce { f, tx });
-    let queued = if inline {
-        store.run_read_inline(job)
-    } else {
-        Some(job)
-    };
-    if let Some(job) = queued {
-        store.submit_read(job);
-    }
+    store.submit_read(Box::new(ReadOnce { f, tx }));
     rx.await.unwrap_or_else(|_| Err(E::from(dropped())))
 }
 

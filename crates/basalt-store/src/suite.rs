@@ -40,7 +40,6 @@ macro_rules! conformance_tests {
             panicking_job_fails_alone,
             not_null_check_and_foreign_key_violations_are_mapped,
             read_jobs_cannot_write,
-            point_reads_see_writes_cannot_write_and_fail_after_close,
             close_finishes_queued_jobs_and_refuses_new_ones,
         );
     };
@@ -568,74 +567,6 @@ pub fn read_jobs_cannot_write(store: Arc<dyn Store>) {
     let res = crate::read_blocking(store, move |conn| conn.execute(&insert));
     assert!(res.is_err(), "a read job wrote: {res:?}");
     assert_eq!(count(store, "quiet"), 0);
-}
-
-/// [`crate::read_point`] (run on the caller's thread where the backend can) behaves as
-/// [`crate::read`]: it sees every returned write, cannot write, works from many tasks at
-/// once, and fails with `Unavailable` once the store is closed.
-pub fn point_reads_see_writes_cannot_write_and_fail_after_close(store: Arc<dyn Store>) {
-    ddl(
-        &*store,
-        "CREATE TABLE points (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-        "CREATE TABLE points (id BIGINT PRIMARY KEY, body TEXT NOT NULL)",
-    );
-    let rt = runtime();
-    for id in 0..20i64 {
-        exec(
-            &*store,
-            "INSERT INTO points (id, body) VALUES (?1, ?2)",
-            vec![Value::Int(id), text("p")],
-        )
-        .expect("insert");
-        let probe = q(
-            &*store,
-            "SELECT COUNT(*) FROM points WHERE id = ?1",
-            vec![Value::Int(id)],
-        );
-        let seen = rt
-            .block_on(crate::read_point(&*store, move |conn| conn.query(&probe)))
-            .expect("point read");
-        assert_eq!(seen.rows, vec![vec![Value::Int(1)]], "write {id} is seen");
-    }
-    let insert = q(
-        &*store,
-        "INSERT INTO points (id, body) VALUES (?1, ?2)",
-        vec![Value::Int(99), text("x")],
-    );
-    let res = rt.block_on(crate::read_point(&*store, move |conn| {
-        conn.execute(&insert)
-    }));
-    assert!(res.is_err(), "a point read wrote: {res:?}");
-    assert_eq!(count(&*store, "points"), 20);
-    // Many at once: more than the backend has connections for inline reads.
-    let all = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for id in 0..64i64 {
-            let store = Arc::clone(&store);
-            let probe = q(
-                &*store,
-                "SELECT body FROM points WHERE id = ?1",
-                vec![Value::Int(id % 20)],
-            );
-            tasks.push(tokio::spawn(async move {
-                crate::read_point(&*store, move |conn| conn.query(&probe)).await
-            }));
-        }
-        let mut rows = 0;
-        for task in tasks {
-            rows += task.await.expect("task").expect("read").rows.len();
-        }
-        rows
-    });
-    assert_eq!(all, 64);
-    store.close();
-    let after = rt.block_on(crate::read_point(&*store, |conn| {
-        conn.query(&SqlQuery::new("SELECT 1"))
-    }));
-    assert_eq!(
-        after.map(|_| ()).map_err(|error| error.kind()),
-        Err(ErrorKind::Unavailable)
-    );
 }
 
 struct Probe {
