@@ -118,7 +118,7 @@ fn resend_key(collection: &Collection, record: &Map<String, Json>, kind: &str) -
     format!("{}/{}/{kind}", collection.id, text(record, "id"))
 }
 
-fn text<'a>(record: &'a Map<String, Json>, key: &str) -> &'a str {
+pub(crate) fn text<'a>(record: &'a Map<String, Json>, key: &str) -> &'a str {
     record.get(key).and_then(Json::as_str).unwrap_or_default()
 }
 
@@ -181,6 +181,16 @@ const TEST_TEMPLATES: [&str; 5] = [
     "login-alert",
 ];
 
+/// The manage rule of an auth collection, when it grants anything (a null or empty rule
+/// leaves managing to superusers).
+pub(crate) fn manage_rule(collection: &Collection) -> Option<&str> {
+    collection
+        .auth
+        .as_ref()
+        .and_then(|a| a.manage_rule.as_deref())
+        .filter(|rule| collection.is_auth() && !rule.trim().is_empty())
+}
+
 /// Integer JSON input (`duration`); floats and strings do not load, like PocketBase's
 /// typed body binding.
 fn integer_input(value: Option<&Json>) -> Result<i64, CoreError> {
@@ -203,15 +213,10 @@ impl App {
         id: &str,
         info: &RequestInfo,
     ) -> Result<bool, CoreError> {
-        if !collection.is_auth() || info.auth.is_none() {
+        if info.auth.is_none() {
             return Ok(false);
         }
-        let Some(rule) = collection
-            .auth
-            .as_ref()
-            .and_then(|a| a.manage_rule.as_deref())
-            .filter(|rule| !rule.trim().is_empty())
-        else {
+        let Some(rule) = manage_rule(collection) else {
             return Ok(false);
         };
         self.record_matches_rule(collection, id, rule, info).await
@@ -289,8 +294,6 @@ impl App {
         }
     }
 
-    /// Writes `changes` to an auth record in one transaction, provided its `tokenKey`
-    /// is still the one the spent token was signed with (else the token is invalid).
     /// [`App::write_auth_record`] for a record the caller holds: writes `changes`
     /// (checked against the record's token key as read) and merges them into `record`.
     pub(crate) async fn update_held_auth_record(
@@ -309,6 +312,8 @@ impl App {
         Ok(())
     }
 
+    /// Writes `changes` to an auth record in one transaction, provided its `tokenKey`
+    /// is still the one the spent token was signed with (else the token is invalid).
     pub(crate) async fn write_auth_record(
         &self,
         collection: Arc<Collection>,

@@ -174,7 +174,7 @@ impl App {
         let mut results = Vec::with_capacity(stored.len());
         for (data, (collection, sub)) in stored.into_iter().zip(infos) {
             let record = match (data, self.collection(&collection)) {
-                (Some(data), Some(c)) => self.export_rows(&c, vec![data], &sub).await?.pop(),
+                (Some(data), Some(c)) => Some(self.export_one(&c, data, &sub).await?),
                 _ => None,
             };
             results.push(BatchResult {

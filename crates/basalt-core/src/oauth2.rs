@@ -53,6 +53,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::auth::AuthResult;
+use crate::auth_flows::text;
 use crate::error::CoreError;
 use crate::records::{RequestInfo, WriteOp};
 
@@ -854,8 +855,8 @@ impl App {
         mut record: Map<String, Json>,
         linked: bool,
     ) -> Result<Map<String, Json>, CoreError> {
-        let id = str_of(&Json::Object(record.clone()), "id").to_string();
-        let email = str_of(&Json::Object(record.clone()), "email").to_string();
+        let id = text(&record, "id").to_string();
+        let email = text(&record, "email").to_string();
         let verified = record.get("verified").and_then(Json::as_bool) == Some(true);
         let is_caller = info
             .auth
@@ -1001,8 +1002,8 @@ impl App {
                 let Some(record) = written.record.as_mut() else {
                     return Err(CoreError::internal("OAuth2 create wrote no record"));
                 };
-                let id = str_of(&Json::Object(record.clone()), "id").to_string();
-                let email = str_of(&Json::Object(record.clone()), "email").to_string();
+                let id = text(record, "id").to_string();
+                let email = text(record, "email").to_string();
                 if record.get("verified").and_then(Json::as_bool) != Some(true)
                     && email == verified_email
                 {

@@ -290,8 +290,7 @@ impl App {
         })
         .await?;
         let data = found.ok_or_else(CoreError::not_found)?;
-        let mut exported = self.export_rows(&collection, vec![data], &info).await?;
-        Ok(exported.pop().unwrap_or(Json::Null))
+        self.export_one(&collection, data, &info).await
     }
 
     /// `None` = superuser bypass (or empty rule); `Some(rule)` = rule to apply; error for locked.
@@ -559,13 +558,9 @@ impl App {
             manage_info.body = body.clone();
             self.is_self_manager(&collection, id, &manage_info).await?
         };
-        let manage_rule = collection
-            .auth
-            .as_ref()
-            .and_then(|a| a.manage_rule.clone())
-            .filter(|rule| {
-                !superuser && info.auth.is_some() && collection.is_auth() && !rule.trim().is_empty()
-            });
+        let manage_rule = crate::auth_flows::manage_rule(&collection)
+            .filter(|_| !superuser && info.auth.is_some())
+            .map(str::to_string);
         let mut scratch = current.clone();
         let password_changed = self
             .prepare_password(
@@ -599,27 +594,23 @@ impl App {
                     apply_input(&collection, &mut data, &body, superuser, false, &mut errors);
                 let mut rule_info = rule_info;
                 rule_info.body = resolved;
-                if let Some(rule) = &rule {
+                // Whether the row, as it is in this transaction, passes `rule` for the
+                // resolved body.
+                let mut passes = |rule: &str| -> Result<bool, CoreError> {
                     let check =
                         app.fetch_query(&schema, &collection, Some(rule), &target, &rule_info)?;
-                    if conn.query(&check)?.rows.is_empty() {
-                        return Err(CoreError::not_found());
-                    }
+                    Ok(!conn.query(&check)?.rows.is_empty())
+                };
+                if let Some(rule) = &rule
+                    && !passes(rule)?
+                {
+                    return Err(CoreError::not_found());
                 }
-                // The manage rule again, in this transaction, on the row as it is now and
-                // the resolved body, so a manager's rights are not decided on stale data.
+                // The manage rule again, so a manager's rights are not decided on stale
+                // data.
                 let manager = superuser
                     || match &manage_rule {
-                        Some(manage) => {
-                            let check = app.fetch_query(
-                                &schema,
-                                &collection,
-                                Some(manage),
-                                &target,
-                                &rule_info,
-                            )?;
-                            !conn.query(&check)?.rows.is_empty()
-                        }
+                        Some(manage) => passes(manage)?,
                         None => false,
                     };
                 if password_changed && !manager && skipped_old_password {
@@ -799,7 +790,7 @@ impl App {
             .await;
         self.publish(written.changes).await;
         match written.record {
-            Some(data) => Ok(self.export_rows(&collection, vec![data], info).await?.pop()),
+            Some(data) => Ok(Some(self.export_one(&collection, data, info).await?)),
             None => Ok(None),
         }
     }
@@ -893,26 +884,23 @@ impl App {
         data: &Map<String, Json>,
         info: &RequestInfo,
     ) -> Json {
-        self.export_managed(collection, data, info, &HashSet::new())
+        let superuser = info.is_superuser();
+        let is_self = info.auth.as_ref().is_some_and(|a| {
+            a.collection.id == collection.id
+                && Some(a.id()) == data.get("id").and_then(Json::as_str)
+        });
+        export_with(collection, data, superuser, is_self)
     }
 
-    /// [`App::export`] that also shows the email of the records in `managed` (the ids
-    /// [`App::managed_ids`] found for this caller).
-    pub(crate) fn export_managed(
+    /// [`App::export_rows`] of one record.
+    pub(crate) async fn export_one(
         &self,
-        collection: &Collection,
-        data: &Map<String, Json>,
+        collection: &Arc<Collection>,
+        data: Map<String, Json>,
         info: &RequestInfo,
-        managed: &HashSet<String>,
-    ) -> Json {
-        let superuser = info.is_superuser();
-        let id = data.get("id").and_then(Json::as_str);
-        let is_self = info
-            .auth
-            .as_ref()
-            .is_some_and(|a| a.collection.id == collection.id && Some(a.id()) == id);
-        let shown = is_self || id.is_some_and(|id| managed.contains(id));
-        export_with(collection, data, superuser, shown)
+    ) -> Result<Json, CoreError> {
+        let mut one = self.export_rows(collection, vec![data], info).await?;
+        Ok(one.pop().unwrap_or(Json::Null))
     }
 
     /// Exports records read for this caller: like [`App::export`] each, and an auth
@@ -952,12 +940,7 @@ impl App {
         let Some(auth) = info.auth.as_ref().filter(|a| !a.is_superuser()) else {
             return Ok(HashSet::new());
         };
-        let Some(rule) = collection
-            .auth
-            .as_ref()
-            .and_then(|a| a.manage_rule.as_deref())
-            .filter(|rule| collection.is_auth() && !rule.trim().is_empty())
-        else {
+        let Some(rule) = crate::auth_flows::manage_rule(collection) else {
             return Ok(HashSet::new());
         };
         let hidden: Vec<String> = rows

@@ -472,10 +472,9 @@ impl App {
         let managed = match action {
             Action::Delete => None,
             _ => self
-                .export_rows(collection, vec![record.clone()], &group.info)
+                .export_one(collection, record.clone(), &group.info)
                 .await
-                .ok()
-                .and_then(|mut one| one.pop()),
+                .ok(),
         };
         let mut exported = managed.unwrap_or_else(|| self.export(collection, record, &group.info));
         if let Some(expand) = group.options.expand() {
