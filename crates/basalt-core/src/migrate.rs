@@ -30,26 +30,8 @@ use crate::schema;
 /// Records copied per write transaction.
 const PAGE: i64 = 500;
 
-/// The internal tables copied after the records, with their columns (the first is the
-/// primary key `id`).
-const INTERNAL: &[(&str, &[&str])] = &[
-    (
-        "_otps",
-        &[
-            "id",
-            "collectionRef",
-            "recordRef",
-            "password",
-            "sentTo",
-            "failures",
-            "created",
-        ],
-    ),
-    (
-        "_mfas",
-        &["id", "collectionRef", "recordRef", "method", "created"],
-    ),
-];
+/// The internal tables copied after the records, with their columns.
+const INTERNAL: &[(&str, &[&str])] = basalt_sql::authflow::INTERNAL_TABLES;
 
 /// What was copied and verified, per collection: (name, rows, checksum).
 #[derive(Debug, Clone, Default)]
@@ -131,16 +113,9 @@ async fn read_internal_page(
 ) -> Result<Vec<Vec<Value>>, CoreError> {
     let after = after.to_string();
     basalt_store::read(app.store().as_ref(), move |conn: &mut dyn Conn| {
-        let dialect = conn.dialect();
-        let list: Vec<String> = columns.iter().map(|c| dialect.quote_ident(c)).collect();
-        let sql = format!(
-            "SELECT {} FROM {} WHERE \"id\" > {} ORDER BY \"id\" LIMIT {PAGE}",
-            list.join(", "),
-            dialect.quote_ident(table),
-            dialect.placeholder(1)
-        );
-        let rows = conn.query(&SqlQuery::with_binds(sql, vec![Value::Text(after)]))?;
-        Ok::<_, CoreError>(rows.rows)
+        let page =
+            basalt_sql::authflow::internal_page(conn.dialect(), table, columns, &after, PAGE);
+        Ok::<_, CoreError>(conn.query(&page)?.rows)
     })
     .await
 }
@@ -285,20 +260,13 @@ impl App {
                 }
                 after = internal_last_id(&page);
                 basalt_store::write(target.store().as_ref(), move |conn: &mut dyn Conn| {
-                    let dialect = conn.dialect();
-                    let list: Vec<String> =
-                        columns.iter().map(|c| dialect.quote_ident(c)).collect();
-                    let marks: Vec<String> = (1..=columns.len())
-                        .map(|n| dialect.placeholder(n))
-                        .collect();
-                    let sql = format!(
-                        "INSERT INTO {} ({}) VALUES ({})",
-                        dialect.quote_ident(table),
-                        list.join(", "),
-                        marks.join(", ")
-                    );
                     for row in page {
-                        conn.execute(&SqlQuery::with_binds(sql.clone(), row))?;
+                        conn.execute(&basalt_sql::authflow::internal_insert(
+                            conn.dialect(),
+                            table,
+                            columns,
+                            row,
+                        ))?;
                     }
                     Ok::<_, CoreError>(())
                 })

@@ -36,6 +36,66 @@ pub fn tables(dialect: Dialect) -> Vec<String> {
     ]
 }
 
+/// The internal tables of [`tables`] with their columns in table order (the first is the
+/// primary key `id`), for copying them whole (`basalt migrate-data`).
+pub const INTERNAL_TABLES: &[(&str, &[&str])] = &[
+    (
+        "_otps",
+        &[
+            "id",
+            "collectionRef",
+            "recordRef",
+            "password",
+            "sentTo",
+            "failures",
+            "created",
+        ],
+    ),
+    (
+        "_mfas",
+        &["id", "collectionRef", "recordRef", "method", "created"],
+    ),
+];
+
+/// Up to `limit` rows of an internal table (one of [`INTERNAL_TABLES`]) with an id after
+/// `after`, in id order, `columns` selected.
+pub fn internal_page(
+    dialect: Dialect,
+    table: &str,
+    columns: &[&str],
+    after: &str,
+    limit: i64,
+) -> SqlQuery {
+    let list: Vec<String> = columns.iter().map(|c| dialect.quote_ident(c)).collect();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE \"id\" > {} ORDER BY \"id\" LIMIT {limit}",
+        list.join(", "),
+        dialect.quote_ident(table),
+        dialect.placeholder(1)
+    );
+    SqlQuery::with_binds(sql, vec![text(after)])
+}
+
+/// `INSERT` of one row of an internal table, values in `columns` order.
+pub fn internal_insert(
+    dialect: Dialect,
+    table: &str,
+    columns: &[&str],
+    row: Vec<Value>,
+) -> SqlQuery {
+    let list: Vec<String> = columns.iter().map(|c| dialect.quote_ident(c)).collect();
+    let marks: Vec<String> = (1..=columns.len())
+        .map(|n| dialect.placeholder(n))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        dialect.quote_ident(table),
+        list.join(", "),
+        marks.join(", ")
+    );
+    SqlQuery::with_binds(sql, row)
+}
+
 fn query(dialect: Dialect, sql: &str, binds: Vec<Value>) -> SqlQuery {
     // Statements are written with `?N`; PostgreSQL wants `$N`.
     let sql = match dialect {
