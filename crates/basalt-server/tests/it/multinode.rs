@@ -23,7 +23,7 @@ use reqwest::Method;
 use serde_json::{Value as Json, json};
 
 use crate::realtime::{QUIET, Sse, SseEvent};
-use crate::support::{SU_EMAIL, SU_PASSWORD, basalt, remove_dir, run_cli, temp_dir};
+use crate::support::{SU_EMAIL, SU_PASSWORD, basalt, remove_dir, temp_dir, upsert_superuser_on};
 
 /// How long a change made on one node may take to be enforced on another.
 const PROPAGATION: Duration = Duration::from_secs(2);
@@ -213,19 +213,7 @@ impl Cluster {
             }
             nodes.push(node);
         }
-        let out = run_cli(&[
-            "superuser",
-            "upsert",
-            SU_EMAIL,
-            SU_PASSWORD,
-            "--db",
-            &db.url,
-        ]);
-        assert!(
-            out.status.success(),
-            "superuser upsert: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        upsert_superuser_on(&db.url);
         let mut cluster = Cluster {
             nodes,
             db,

@@ -518,19 +518,7 @@ async fn code_flow_creates_a_user_then_signs_the_same_user_in() {
 #[tokio::test]
 async fn code_flow_and_takeover_rules_on_postgres() {
     let db = crate::multinode::TestDb::create().await;
-    let out = crate::support::run_cli(&[
-        "superuser",
-        "upsert",
-        crate::support::SU_EMAIL,
-        crate::support::SU_PASSWORD,
-        "--db",
-        &db.url,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::upsert_superuser_on(&db.url);
     let (app, idp) = setup_with(&["--db", &db.url]).await;
     code_flow(&app, &idp).await;
     takeover(&app, &idp).await;
@@ -1127,19 +1115,7 @@ async fn concurrent_first_sign_ins_of_one_identity_get_one_record_and_one_link()
 #[tokio::test]
 async fn concurrent_first_sign_ins_on_two_nodes_get_one_record_and_one_link() {
     let db = crate::multinode::TestDb::create().await;
-    let out = crate::support::run_cli(&[
-        "superuser",
-        "upsert",
-        crate::support::SU_EMAIL,
-        crate::support::SU_PASSWORD,
-        "--db",
-        &db.url,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::upsert_superuser_on(&db.url);
     let (a, idp) = setup_with(&["--db", &db.url]).await;
     let b = TestApp::spawn_with(&["--db", &db.url]).await;
     // The OAuth2 options reach the second node.
@@ -1237,27 +1213,9 @@ async fn options_saved_back_without_the_client_secret_keep_it() {
 
 // `_externalAuths`: the links are records of a system collection.
 
-/// Creates the superuser on a PostgreSQL test database (as `TestApp::spawn` does on a
-/// data dir).
-fn upsert_superuser_on(db: &crate::multinode::TestDb) {
-    let out = crate::support::run_cli(&[
-        "superuser",
-        "upsert",
-        crate::support::SU_EMAIL,
-        crate::support::SU_PASSWORD,
-        "--db",
-        &db.url,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A server on a PostgreSQL test database.
 pub(crate) async fn spawn_on(db: &crate::multinode::TestDb) -> TestApp {
-    upsert_superuser_on(db);
+    crate::support::upsert_superuser_on(&db.url);
     TestApp::spawn_with(&["--db", &db.url]).await
 }
 
@@ -1485,7 +1443,7 @@ async fn links_are_records_their_owner_lists_and_deletes() {
 #[tokio::test]
 async fn links_are_records_their_owner_lists_and_deletes_on_postgres() {
     let db = crate::multinode::TestDb::create().await;
-    upsert_superuser_on(&db);
+    crate::support::upsert_superuser_on(&db.url);
     let (app, idp) = setup_with(&["--db", &db.url]).await;
     links_through_the_records_api(&app, &idp).await;
 }
@@ -1753,7 +1711,7 @@ async fn old_data_dirs_get_the_collection_with_their_links_kept() {
 #[tokio::test]
 async fn old_postgres_databases_get_the_collection_with_their_links_kept() {
     let db = crate::multinode::TestDb::create().await;
-    upsert_superuser_on(&db);
+    crate::support::upsert_superuser_on(&db.url);
     let (app, idp) = setup_with(&["--db", &db.url]).await;
     old_links_move_into_the_collection(app, idp, Some(&db.url)).await;
 }

@@ -24,7 +24,7 @@ use reqwest::Method;
 use serde_json::{Value as Json, json};
 
 use crate::realtime::Sse;
-use crate::support::{SU_EMAIL, SU_PASSWORD, TestApp, Who, remove_dir, run_cli, temp_dir};
+use crate::support::{TestApp, Who, remove_dir, temp_dir, upsert_superuser_on};
 
 /// The newest `/usr/lib/postgresql/<version>/bin` that has `initdb`.
 fn pg_bin_dir() -> PathBuf {
@@ -336,12 +336,7 @@ async fn postgres_stopped_immediately_and_restarted_under_write_load_loses_no_ac
     .expect("create database");
     let url = pg.url(db);
     // The nodes log in their superuser on start: create it on the database first.
-    let out = run_cli(&["superuser", "upsert", SU_EMAIL, SU_PASSWORD, "--db", &url]);
-    assert!(
-        out.status.success(),
-        "superuser upsert: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    upsert_superuser_on(&url);
     let a = TestApp::spawn_with(&["--db", &url]).await;
     let b = TestApp::spawn_with(&["--db", &url]).await;
     a.create_collection(json!({"name": "items", "fields": [{"name": "n", "type": "number"}]}))

@@ -65,6 +65,17 @@ pub fn run_cli(args: &[&str]) -> Output {
         .expect("running the basalt binary")
 }
 
+/// Creates the test superuser on a PostgreSQL database (as `TestApp::spawn` does on a
+/// data dir), before nodes that log it in start on it.
+pub fn upsert_superuser_on(url: &str) {
+    let out = run_cli(&["superuser", "upsert", SU_EMAIL, SU_PASSWORD, "--db", url]);
+    assert!(
+        out.status.success(),
+        "superuser upsert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A fresh, unique directory under the system temp dir.
 pub fn temp_dir() -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
