@@ -16,8 +16,8 @@ use basalt_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// mimalloc instead of glibc's malloc: request handling builds and drops many small JSON
-/// values, and glibc's free lists and consolidation took a quarter of the CPU of a list
-/// with expand (measured with perf).
+/// values, and glibc's malloc, free and consolidation took about 40% of the CPU of a list
+/// with expand (measured with perf; see BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
