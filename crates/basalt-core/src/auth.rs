@@ -365,10 +365,11 @@ impl App {
         };
         let lookup = collection.clone();
         let id = claims.id.clone();
-        let record = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
-            load_record(conn, &lookup, &id)
-        })
-        .await?;
+        let record =
+            basalt_store::read_single(self.store().as_ref(), move |conn: &mut dyn Conn| {
+                load_record(conn, &lookup, &id)
+            })
+            .await?;
         Ok(record
             .filter(|record| verify(token, &collection, record, kind))
             .map(|record| Auth { collection, record }))

@@ -188,7 +188,7 @@ impl App {
             Restrict::Referencing(field, ids) => builder.referencing(field, ids.clone()).list(),
         };
         let lookup = target.clone();
-        let rows = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
+        let rows = basalt_store::read_single(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let rows = conn.query(&query)?;
             Ok::<_, CoreError>(
                 rows.rows

@@ -279,7 +279,7 @@ impl App {
         let schema = self.schema();
         let query = self.fetch_query(&schema, &collection, rule.as_deref(), id, &info)?;
         let lookup = collection.clone();
-        let found = basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
+        let found = basalt_store::read_single(self.store().as_ref(), move |conn: &mut dyn Conn| {
             let rows = conn.query(&query)?;
             Ok::<_, CoreError>(
                 rows.rows
@@ -320,7 +320,7 @@ impl App {
     ) -> Result<bool, CoreError> {
         let schema = self.schema();
         let query = self.fetch_query(&schema, collection, Some(rule), id, info)?;
-        basalt_store::read(self.store().as_ref(), move |conn: &mut dyn Conn| {
+        basalt_store::read_single(self.store().as_ref(), move |conn: &mut dyn Conn| {
             Ok::<_, CoreError>(!conn.query(&query)?.rows.is_empty())
         })
         .await

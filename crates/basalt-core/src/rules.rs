@@ -212,18 +212,21 @@ impl App {
         &self,
         queries: ListQueries,
     ) -> Result<(basalt_store::Rows, i64), CoreError> {
-        basalt_store::read(
-            self.store().as_ref(),
-            move |conn: &mut dyn basalt_store::Conn| {
-                let rows = conn.query(&queries.select)?;
-                let total = match &queries.count {
-                    Some(count) => count_of(&conn.query(count)?),
-                    None => -1,
-                };
-                Ok::<_, CoreError>((rows, total))
-            },
-        )
-        .await
+        let skip_count = queries.count.is_none();
+        let run = move |conn: &mut dyn basalt_store::Conn| {
+            let rows = conn.query(&queries.select)?;
+            let total = match &queries.count {
+                Some(count) => count_of(&conn.query(count)?),
+                None => -1,
+            };
+            Ok::<_, CoreError>((rows, total))
+        };
+        // The page and its count must see one snapshot; a page alone is one statement.
+        if skip_count {
+            basalt_store::read_single(self.store().as_ref(), run).await
+        } else {
+            basalt_store::read(self.store().as_ref(), run).await
+        }
     }
 }
 

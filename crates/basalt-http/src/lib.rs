@@ -55,8 +55,8 @@ impl Default for HttpConfig {
 pub struct AppState {
     /// The services.
     pub app: App,
-    /// HTTP options.
-    pub config: HttpConfig,
+    /// HTTP options (shared: the state is cloned for every request).
+    pub config: std::sync::Arc<HttpConfig>,
     /// Rate limit counters (per node).
     pub(crate) limiter: std::sync::Arc<ratelimit::Limiter>,
 }
@@ -67,7 +67,7 @@ pub fn app(app: App, config: HttpConfig) -> Router {
     let max_body = config.max_body;
     let state = AppState {
         app,
-        config,
+        config: std::sync::Arc::new(config),
         limiter: Default::default(),
     };
     Router::new()

@@ -20,7 +20,21 @@ impl Dialect {
 
     /// Quotes an identifier that comes from the schema (never from user text).
     pub fn quote_ident(self, ident: &str) -> String {
-        format!("\"{}\"", ident.replace('"', "\"\""))
+        let mut out = String::with_capacity(ident.len() + 2);
+        self.push_ident(&mut out, ident);
+        out
+    }
+
+    /// [`Dialect::quote_ident`] appended to `out`, without allocating a string of its own.
+    pub fn push_ident(self, out: &mut String, ident: &str) {
+        out.push('"');
+        for part in ident.split_inclusive('"') {
+            out.push_str(part);
+            if part.ends_with('"') {
+                out.push('"');
+            }
+        }
+        out.push('"');
     }
 }
 
@@ -79,6 +93,28 @@ impl SqlQuery {
         SqlQuery {
             sql: sql.into(),
             binds,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn identifiers_are_quoted_with_inner_quotes_doubled() {
+        let cases = [
+            ("posts", "\"posts\""),
+            ("", "\"\""),
+            ("a\"b", "\"a\"\"b\""),
+            ("\"", "\"\"\"\""),
+            ("x\"\"", "\"x\"\"\"\"\""),
+        ];
+        for (ident, quoted) in cases {
+            assert_eq!(Dialect::Sqlite.quote_ident(ident), quoted, "{ident:?}");
+            let mut out = String::from("t.");
+            Dialect::Postgres.push_ident(&mut out, ident);
+            assert_eq!(out, format!("t.{quoted}"), "{ident:?}");
         }
     }
 }

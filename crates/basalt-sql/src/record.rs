@@ -68,18 +68,19 @@ pub fn decode(field: &Field, value: Value) -> Json {
 }
 
 fn columns(collection: &Collection, dialect: Dialect) -> String {
-    collection
-        .fields
-        .iter()
-        .map(|field| {
-            format!(
-                "{}.{}",
-                dialect.quote_ident(&collection.name),
-                dialect.quote_ident(&field.name)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    // Built in one buffer: this runs for every read (a format! per column showed up as
+    // ~4% of a view by id's CPU).
+    let table = dialect.quote_ident(&collection.name);
+    let mut out = String::with_capacity(collection.fields.len() * (table.len() + 16));
+    for (idx, field) in collection.fields.iter().enumerate() {
+        if idx > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&table);
+        out.push('.');
+        dialect.push_ident(&mut out, &field.name);
+    }
+    out
 }
 
 /// The select list of every field of a collection, qualified by table name.

@@ -138,6 +138,11 @@ pub trait ReadJob: Send {
     fn run(self: Box<Self>, conn: &mut dyn Conn);
     /// Called instead of `run` when the backend cannot run the job.
     fn fail(self: Box<Self>, error: StoreError);
+    /// `true` when the job runs exactly one statement, which is its own snapshot: a
+    /// backend may then skip the explicit read transaction around it.
+    fn single_statement(&self) -> bool {
+        false
+    }
 }
 
 /// A write job, type-erased. Runs inside a transaction (or a savepoint of a shared one).
@@ -170,6 +175,7 @@ pub trait Store: Send + Sync + 'static {
 struct ReadOnce<F, T, E> {
     f: F,
     tx: tokio::sync::oneshot::Sender<Result<T, E>>,
+    single: bool,
 }
 
 impl<F, T, E> ReadJob for ReadOnce<F, T, E>
@@ -185,6 +191,10 @@ where
 
     fn fail(self: Box<Self>, error: StoreError) {
         let _ = self.tx.send(Err(E::from(error)));
+    }
+
+    fn single_statement(&self) -> bool {
+        self.single
     }
 }
 
@@ -238,7 +248,30 @@ where
     E: From<StoreError> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit_read(Box::new(ReadOnce { f, tx }));
+    store.submit_read(Box::new(ReadOnce {
+        f,
+        tx,
+        single: false,
+    }));
+    rx.await.unwrap_or_else(|_| Err(E::from(dropped())))
+}
+
+/// [`read`] for a closure that runs exactly one statement (a point read). The statement
+/// is its own snapshot, so the backend may run it without an explicit transaction. A
+/// closure that runs more than one statement must use [`read`]: its statements could
+/// then see different snapshots.
+pub async fn read_single<T, E, F>(store: &dyn Store, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.submit_read(Box::new(ReadOnce {
+        f,
+        tx,
+        single: true,
+    }));
     rx.await.unwrap_or_else(|_| Err(E::from(dropped())))
 }
 
@@ -267,7 +300,11 @@ where
     E: From<StoreError> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit_read(Box::new(ReadOnce { f, tx }));
+    store.submit_read(Box::new(ReadOnce {
+        f,
+        tx,
+        single: false,
+    }));
     rx.blocking_recv()
         .unwrap_or_else(|_| Err(E::from(dropped())))
 }

@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             panicking_job_fails_alone,
             not_null_check_and_foreign_key_violations_are_mapped,
             read_jobs_cannot_write,
+            single_statement_reads_see_each_commit_and_cannot_write,
             close_finishes_queued_jobs_and_refuses_new_ones,
         );
     };
@@ -567,6 +568,65 @@ pub fn read_jobs_cannot_write(store: Arc<dyn Store>) {
     let res = crate::read_blocking(store, move |conn| conn.execute(&insert));
     assert!(res.is_err(), "a read job wrote: {res:?}");
     assert_eq!(count(store, "quiet"), 0);
+}
+
+/// [`crate::read_single`] (a point read without an explicit transaction) sees each write
+/// once it has returned, interleaves with ordinary reads on the same connections, and
+/// cannot write either.
+pub fn single_statement_reads_see_each_commit_and_cannot_write(store: Arc<dyn Store>) {
+    ddl(
+        &*store,
+        "CREATE TABLE points (id INTEGER PRIMARY KEY, hits INTEGER NOT NULL)",
+        "CREATE TABLE points (id BIGINT PRIMARY KEY, hits BIGINT NOT NULL)",
+    );
+    let insert = q(
+        &*store,
+        "INSERT INTO points (id, hits) VALUES (1, 0)",
+        vec![],
+    );
+    exec(&*store, &insert.sql, vec![]).expect("insert");
+    let bump = q(
+        &*store,
+        "UPDATE points SET hits = hits + 1 WHERE id = 1",
+        vec![],
+    );
+    let hits = q(
+        &*store,
+        "SELECT hits FROM points WHERE id = ?1",
+        vec![Value::Int(1)],
+    );
+    runtime().block_on(async {
+        for round in 1..=20i64 {
+            let bump = bump.clone();
+            crate::write(&*store, move |conn| conn.execute(&bump))
+                .await
+                .expect("bump");
+            let probe = hits.clone();
+            let seen = crate::read_single(&*store, move |conn| conn.query(&probe))
+                .await
+                .expect("single read");
+            assert_eq!(seen.rows, vec![vec![Value::Int(round)]], "round {round}");
+            // An ordinary read job on the same connections still gets its own snapshot.
+            let probe = hits.clone();
+            let twice = crate::read(&*store, move |conn| {
+                Ok::<_, StoreError>((conn.query(&probe)?, conn.query(&probe)?))
+            })
+            .await
+            .expect("read");
+            assert_eq!(twice.0, twice.1);
+            assert_eq!(twice.0.rows, vec![vec![Value::Int(round)]]);
+        }
+        let bump = bump.clone();
+        let wrote = crate::read_single(&*store, move |conn| conn.execute(&bump)).await;
+        assert!(
+            wrote.is_err(),
+            "a single-statement read job wrote: {wrote:?}"
+        );
+    });
+    assert_eq!(
+        select(&*store, &hits.sql, vec![Value::Int(1)]).rows,
+        vec![vec![Value::Int(20)]]
+    );
 }
 
 struct Probe {
