@@ -247,13 +247,25 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
+    queue_read(store, f, false)
+        .await
+        .unwrap_or_else(|_| Err(E::from(dropped())))
+}
+
+/// Submits `f` as a read job; the receiver gets its result.
+fn queue_read<T, E, F>(
+    store: &dyn Store,
+    f: F,
+    single: bool,
+) -> tokio::sync::oneshot::Receiver<Result<T, E>>
+where
+    F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
     let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit_read(Box::new(ReadOnce {
-        f,
-        tx,
-        single: false,
-    }));
-    rx.await.unwrap_or_else(|_| Err(E::from(dropped())))
+    store.submit_read(Box::new(ReadOnce { f, tx, single }));
+    rx
 }
 
 /// [`read`] for a closure that runs exactly one statement (a point read). The statement
@@ -266,13 +278,9 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit_read(Box::new(ReadOnce {
-        f,
-        tx,
-        single: true,
-    }));
-    rx.await.unwrap_or_else(|_| Err(E::from(dropped())))
+    queue_read(store, f, true)
+        .await
+        .unwrap_or_else(|_| Err(E::from(dropped())))
 }
 
 /// Runs `f` inside a write transaction and returns its result once the transaction
@@ -299,13 +307,8 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.submit_read(Box::new(ReadOnce {
-        f,
-        tx,
-        single: false,
-    }));
-    rx.blocking_recv()
+    queue_read(store, f, false)
+        .blocking_recv()
         .unwrap_or_else(|_| Err(E::from(dropped())))
 }
 
