@@ -367,3 +367,55 @@ fn bundled_sqlite_has_the_math_functions_geo_distance_needs() {
     .expect("math functions are built in");
     assert_eq!(value, Value::Float(10007.543));
 }
+
+/// A job run with `read` keeps one snapshot for all its statements; a `read_single` job
+/// runs without the explicit transaction (that is its point), so a second statement in it
+/// would see a commit made in between. This is why `read_single` is for one statement.
+#[test]
+fn single_statement_jobs_run_without_a_read_transaction() {
+    let fresh = Fresh::with(SqliteOptions::default());
+    let store: Arc<dyn Store> = fresh.store.clone();
+    exec(
+        &*store,
+        "CREATE TABLE seen (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+        vec![],
+    )
+    .expect("create");
+    exec(&*store, "INSERT INTO seen (id, n) VALUES (1, 0)", vec![]).expect("insert");
+    for (single, expected) in [(false, (0, 0)), (true, (0, 1))] {
+        let (first_tx, first_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let reader_store = Arc::clone(&store);
+        let reader = std::thread::spawn(move || {
+            let job = move |conn: &mut dyn Conn| {
+                let read = |conn: &mut dyn Conn| {
+                    let rows = conn.query(&SqlQuery::new("SELECT n FROM seen WHERE id = 1"))?;
+                    match rows.rows[0][0] {
+                        Value::Int(n) => Ok::<_, StoreError>(n),
+                        ref other => panic!("n {other:?}"),
+                    }
+                };
+                let before = read(conn)?;
+                first_tx.send(()).expect("signal");
+                go_rx.recv().expect("go");
+                Ok::<_, StoreError>((before, read(conn)?))
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if single {
+                    basalt_store::read_single(&*reader_store, job).await
+                } else {
+                    basalt_store::read(&*reader_store, job).await
+                }
+            })
+        });
+        first_rx.recv().expect("the job ran its first statement");
+        exec(&*store, "UPDATE seen SET n = n + 1 WHERE id = 1", vec![]).expect("update");
+        go_tx.send(()).expect("go");
+        let seen = reader.join().expect("reader thread").expect("read job");
+        assert_eq!(seen, expected, "single = {single}");
+        exec(&*store, "UPDATE seen SET n = 0 WHERE id = 1", vec![]).expect("reset");
+    }
+}
