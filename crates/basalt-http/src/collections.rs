@@ -1,11 +1,11 @@
 //! `/api/collections/**` (superusers only).
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{delete, get, put};
-use axum::{Json, Router};
 use basalt_core::{CoreError, RequestInfo, public_collection};
 use serde_json::{Value as Json_, json};
 
@@ -168,5 +168,5 @@ pub(crate) fn picked(info: &RequestInfo, value: Json_) -> Result<Response, ApiEr
         Some(picker) => picker.apply(value),
         None => value,
     };
-    Ok(Json(value).into_response())
+    Ok(crate::json::response(axum::http::StatusCode::OK, &value))
 }

@@ -10,25 +10,26 @@
 mod auth;
 mod batch;
 mod collections;
+mod edge;
 pub mod error;
 mod extract;
 mod fields;
 mod files;
 mod health;
+mod json;
 mod ratelimit;
 mod realtime;
 mod records;
 mod settings;
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use basalt_core::{App, CoreError};
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use error::ApiError;
 
@@ -63,7 +64,7 @@ pub struct AppState {
 
 /// Builds the whole router.
 pub fn app(app: App, config: HttpConfig) -> Router {
-    let cors = cors_layer(&config.origins);
+    let origins = Arc::new(edge::Origins::from_config(&config.origins));
     let max_body = config.max_body;
     let state = AppState {
         app,
@@ -93,59 +94,9 @@ pub fn app(app: App, config: HttpConfig) -> Router {
                 limit_body(req, next, limit).await
             }
         }))
-        .layer(cors)
-        .layer(middleware::from_fn(security_headers))
-}
-
-fn cors_layer(origins: &[String]) -> CorsLayer {
-    let methods = [
-        Method::GET,
-        Method::HEAD,
-        Method::PUT,
-        Method::PATCH,
-        Method::POST,
-        Method::DELETE,
-    ];
-    let layer = CorsLayer::new()
-        .allow_methods(methods)
-        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
-        .max_age(Duration::from_secs(86_400));
-    if origins.is_empty() || origins.iter().any(|o| o == "*") {
-        layer.allow_origin(Any)
-    } else {
-        let list: Vec<HeaderValue> = origins
-            .iter()
-            .filter_map(|o| HeaderValue::from_str(o).ok())
-            .collect();
-        layer.allow_origin(AllowOrigin::list(list))
-    }
-}
-
-async fn security_headers(req: Request, next: Next) -> Response {
-    let preflight = req.method() == Method::OPTIONS;
-    let mut response = next.run(req).await;
-    if preflight && response.status() == StatusCode::OK {
-        *response.status_mut() = StatusCode::NO_CONTENT;
-    }
-    let file = response.extensions().get::<files::FileDownload>().is_some();
-    let headers = response.headers_mut();
-    for (name, value) in [
-        ("x-xss-protection", "1; mode=block"),
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "SAMEORIGIN"),
-        ("cross-origin-opener-policy", "same-origin"),
-    ] {
-        // Files may be framed by the app's pages (PocketBase drops the header too).
-        if file && name == "x-frame-options" {
-            continue;
-        }
-        headers.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
-    }
-    headers.append(header::VARY, HeaderValue::from_static("Origin"));
-    response
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            edge::edge(Arc::clone(&origins), req, next)
+        }))
 }
 
 /// The body limit of a request: the configured limit, raised like PocketBase's for

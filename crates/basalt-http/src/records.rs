@@ -3,9 +3,11 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use std::io::Write as _;
+
+use axum::Router;
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
 use basalt_core::{ListParams, ListResult, RequestInfo};
 use serde_json::Value as Json_;
 
@@ -86,26 +88,29 @@ pub(crate) fn list_response(result: ListResult, picker: Option<Picker>) -> Respo
             .collect(),
         None => result.items,
     };
-    // Serialized straight from the items: `json!` would deep-copy every record first.
-    Json(Page {
-        items,
-        page: result.page,
-        per_page: result.per_page,
-        total_items: result.total_items,
-        total_pages: result.total_pages,
-    })
-    .into_response()
-}
-
-/// PocketBase's list envelope (keys in its order).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    items: Vec<Json_>,
-    page: i64,
-    per_page: i64,
-    total_items: i64,
-    total_pages: i64,
+    // Written straight from the items, in PocketBase's key order (items, page, perPage,
+    // totalItems, totalPages): `json!` would deep-copy
+    // every record first.
+    let mut out = Vec::with_capacity(256 + 768 * items.len());
+    out.extend_from_slice(b"{\"items\":[");
+    for (idx, item) in items.iter().enumerate() {
+        if idx > 0 {
+            out.push(b',');
+        }
+        crate::json::write_value(&mut out, item);
+    }
+    out.push(b']');
+    for (key, value) in [
+        ("page", result.page),
+        ("perPage", result.per_page),
+        ("totalItems", result.total_items),
+        ("totalPages", result.total_pages),
+    ] {
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, ",\"{key}\":{value}");
+    }
+    out.push(b'}');
+    crate::json::body_response(axum::http::StatusCode::OK, out)
 }
 
 /// Applies `?expand=` to exported records of a collection, when asked for.

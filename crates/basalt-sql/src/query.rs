@@ -28,6 +28,13 @@ impl Dialect {
     /// [`Dialect::quote_ident`] appended to `out`, without allocating a string of its own.
     pub fn push_ident(self, out: &mut String, ident: &str) {
         out.push('"');
+        // Names without a quote (every validated field name) are copied as they are; the
+        // split below was ~2% of a view by id.
+        if !ident.as_bytes().contains(&b'"') {
+            out.push_str(ident);
+            out.push('"');
+            return;
+        }
         for part in ident.split_inclusive('"') {
             out.push_str(part);
             if part.ends_with('"') {

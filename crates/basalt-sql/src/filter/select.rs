@@ -131,7 +131,9 @@ impl<'a> SelectBuilder<'a> {
         if let Some(id) = &self.id {
             and(sql);
             let placeholder = self.bind(Value::Text(id.clone()), "text", binds);
-            sql.push_str(&format!("{table}.\"id\" = {placeholder}"));
+            sql.push_str(&table);
+            sql.push_str(".\"id\" = ");
+            sql.push_str(&placeholder);
         }
         if let Some(ids) = &self.ids {
             and(sql);
@@ -171,10 +173,13 @@ impl<'a> SelectBuilder<'a> {
         if let Some(sort) = self.sort {
             sort.render(self.ctx, &table, &mut joins, &mut order, &mut binds);
         }
-        let mut sql = format!(
-            "SELECT {} FROM {table}{joins}",
-            select_columns(self.collection, self.dialect)
-        );
+        let columns = select_columns(self.collection, self.dialect);
+        let mut sql = String::with_capacity(columns.len() + table.len() + joins.len() + 96);
+        sql.push_str("SELECT ");
+        sql.push_str(&columns);
+        sql.push_str(" FROM ");
+        sql.push_str(&table);
+        sql.push_str(&joins);
         self.where_clause(&mut sql, &mut binds);
         if !order.is_empty() {
             sql.push_str(" ORDER BY ");
