@@ -1,11 +1,11 @@
 //! `/api/collections/{collection}/records/**`.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use std::io::Write as _;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use basalt_core::{ListParams, ListResult, RequestInfo};
@@ -89,17 +89,10 @@ pub(crate) fn list_response(result: ListResult, picker: Option<Picker>) -> Respo
         None => result.items,
     };
     // Written straight from the items, in PocketBase's key order (items, page, perPage,
-    // totalItems, totalPages): `json!` would deep-copy
-    // every record first.
+    // totalItems, totalPages): `json!` would deep-copy every record first.
     let mut out = Vec::with_capacity(256 + 768 * items.len());
-    out.extend_from_slice(b"{\"items\":[");
-    for (idx, item) in items.iter().enumerate() {
-        if idx > 0 {
-            out.push(b',');
-        }
-        crate::json::write_value(&mut out, item);
-    }
-    out.push(b']');
+    out.extend_from_slice(b"{\"items\":");
+    crate::json::write_value(&mut out, &Json_::Array(items));
     for (key, value) in [
         ("page", result.page),
         ("perPage", result.per_page),
