@@ -597,28 +597,50 @@ def ours_cpu():
 
 
 REALTIME_CLIENT_THREADS = 2
-QUIET_BUDGET = [120.0]   # seconds of waiting allowed in a whole benchmark run
+QUIET_BUDGET = [120.0]   # seconds of waiting for other people's load, in a whole run
+SETTLE_BUDGET = [240.0]  # seconds of waiting for our own idle servers, in a whole run
 
 
-def wait_quiet(max_wait=15.0, window=0.3, limit=0.35):
-    """Waits (at most max_wait s, and at most QUIET_BUDGET in total) until processes other
-    than ours use < `limit` cores, so a run does not start in the middle of someone else's
-    build. Returns the seconds waited."""
+def servers_cpu():
+    return sum(proc_cpu(p) for p in ALL_PIDS)
+
+
+def wait_quiet(max_wait=15.0, window=0.3, limit=0.35, settle_limit=0.05):
+    """Waits until the machine is quiet before a run, and returns the seconds waited:
+    - processes other than ours use < `limit` cores (someone else's build), waiting at most
+      max_wait s and QUIET_BUDGET in all;
+    - our servers, none of which is under load now, use < `settle_limit` cores together:
+      a server keeps working after its load ends (PocketBase's garbage collector was seen
+      using 0.25-0.45 cores for seconds after its runs), and that would be taken from the
+      next server's run; at most max_wait s and SETTLE_BUDGET in all."""
     t0 = time.time()
-    max_wait = min(max_wait, QUIET_BUDGET[0])
-    while True:
-        b0, o0 = system_busy(), ours_cpu()
+    max_quiet = min(max_wait, QUIET_BUDGET[0])
+    max_settle = min(max_wait, SETTLE_BUDGET[0])
+    quiet_at = settled_at = None
+    while quiet_at is None or settled_at is None:
+        b0, o0, s0 = system_busy(), ours_cpu(), servers_cpu()
         time.sleep(window)
+        now = time.time()
         foreign = (system_busy() - b0 - (ours_cpu() - o0)) / window
-        if foreign < limit or time.time() - t0 > max_wait:
-            QUIET_BUDGET[0] = max(0.0, QUIET_BUDGET[0] - (time.time() - t0))
-            return time.time() - t0
+        servers = (servers_cpu() - s0) / window
+        if quiet_at is None and (foreign < limit or now - t0 > max_quiet):
+            quiet_at = now
+        if servers < settle_limit or now - t0 > max_settle:
+            settled_at = settled_at or now
+        else:
+            settled_at = None
+    QUIET_BUDGET[0] = max(0.0, QUIET_BUDGET[0] - (quiet_at - t0))
+    SETTLE_BUDGET[0] = max(0.0, SETTLE_BUDGET[0] - (settled_at - t0))
+    return time.time() - t0
 
 
 def run_wrk(s, mode, args, duration, conns, threads=2):
     cmd = wrk(s, mode, args, duration, conns, threads)
     cpu = lambda: sum(proc_cpu(p) for p in s.pids())   # noqa: E731
-    c0 = cpu()
+    # the servers not under load: their CPU meanwhile (GC, timers) is taken from this run
+    idle_pids = [p for p in ALL_PIDS if p not in s.pids()]
+    idle = lambda: sum(proc_cpu(p) for p in idle_pids)   # noqa: E731
+    c0, i0 = cpu(), idle()
     # on PostgreSQL the database server is part of the system under test
     d0 = postgres_cpu() if s.db else 0.0
     b0, o0 = system_busy(), ours_cpu()
@@ -631,6 +653,7 @@ def run_wrk(s, mode, args, duration, conns, threads=2):
     r["cpu_us_per_req"] = server_cpu / r["requests"] * 1e6 if r["requests"] else 0.0
     r["db_us_per_req"] = db_cpu / r["requests"] * 1e6 if r["requests"] else 0.0
     r["server_cores"] = server_cpu / wall
+    r["idle_servers_cores"] = (idle() - i0) / wall
     r["foreign_cores"] = max(0.0, (system_busy() - b0 - (ours_cpu() - o0) - db_cpu) / wall)
     return r
 
@@ -681,7 +704,8 @@ class Bench:
                 log(f"{dataset:>5} {scen:<15} round {r + 1} {n:<10} {out['rps']:>9.0f} req/s "
                     f"p50 {out['p50'] / 1000:7.2f} ms p99 {out['p99'] / 1000:7.2f} ms "
                     f"errors {out['errors']} cpu {out['cpu_us_per_req']:.0f} us/req "
-                    f"foreign load {out['foreign_cores']:.2f} cores"
+                    f"foreign load {out['foreign_cores']:.2f} cores "
+                    f"idle servers {out['idle_servers_cores']:.2f} cores"
                     + (f" (waited {waited:.0f}s for quiet)" if waited > 1 else ""))
         return res
 
@@ -876,6 +900,8 @@ def summarize(bench):
                 "db_us_per_req": med(runs, "db_us_per_req") if "db_us_per_req" in runs[0] else 0,
                 "foreign_cores": (statistics.mean(x["foreign_cores"] for x in runs)
                                   if all("foreign_cores" in x for x in runs) else None),
+                "idle_servers_cores": (statistics.mean(x["idle_servers_cores"] for x in runs)
+                                       if all("idle_servers_cores" in x for x in runs) else None),
             }
         sv = entry["servers"]
         if "basalt" in sv and "pocketbase" in sv and sv["pocketbase"]["rps"]:
@@ -900,8 +926,8 @@ NICE = {"view": "view by random id", "list": "list filter+sort+total",
 
 def table(rows):
     out = ["| rows | scenario | server | req/s | p50 ms | p99 ms | p99/p50 | errors | peak RSS MB "
-           "| server CPU us/req | Basalt/PB | Basalt/ceiling | other load (cores) |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| server CPU us/req | Basalt/PB | Basalt/ceiling | other load (cores) | idle servers (cores) |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in rows:
         first = True
         for n in ("basalt", "pocketbase", "ceiling"):
@@ -914,9 +940,10 @@ def table(rows):
             rss = f"{v['peak_rss_mb']:.0f}" if v["peak_rss_mb"] else "-"
             cpu = f"{v['cpu_us_per_req']:,.0f}" if v.get("cpu_us_per_req") else "-"
             fc = f"{v['foreign_cores']:.2f}" if v.get("foreign_cores") is not None else "-"
+            ic = f"{v['idle_servers_cores']:.2f}" if v.get("idle_servers_cores") is not None else "-"
             out.append(f"| {e['dataset'] if first else ''} | {NICE.get(e['scenario'], e['scenario']) if first else ''} "
                        f"| {n} | {v['rps']:,.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {tail:.1f} "
-                       f"| {v['errors']} | {rss} | {cpu} | {ratio_pb} | {ratio_c} | {fc} |")
+                       f"| {v['errors']} | {rss} | {cpu} | {ratio_pb} | {ratio_c} | {fc} | {ic} |")
             first = False
     return "\n".join(out)
 
@@ -1167,7 +1194,11 @@ def report(bench, opts, hwm, started, elapsed):
         "process's CPU time (all threads, /proc) divided by requests (less sensitive to noise than "
         "req/s); other load = mean CPU (in cores) used during the runs by processes that are not "
         "part of the benchmark (other engineers' builds): rows with other load above ~0.3 are "
-        "disturbed; each run first waits up to 15 s (in all at most 120 s per full run, 30 s per quick run) for the machine to be quiet",
+        "disturbed; idle servers = mean CPU used meanwhile by the servers not under load (a "
+        "server's work left over from its own run, taken from this one); each run first waits "
+        "up to 15 s for the machine to be quiet (other load < 0.35 cores; in all at most 120 s "
+        "per full run, 30 s per quick run) and for the idle servers to settle (< 0.05 cores "
+        "together; at most 240 s per run)",
     ]
     if not rows:   # realtime alone: the wrk and posts lines do not apply
         meta = [m for m in meta if not m.startswith(("- load:", "- data:", "- columns:"))]
