@@ -15,6 +15,10 @@
 //!   With `readers == 0` (and for [`SqliteStore::open_in_memory`]) reads run on the
 //!   writer thread, between batches.
 //!
+//! - A checkpointer thread (its own connection) copies the WAL into the database file in
+//!   the background; the writer checkpoints inline only the rest, when the WAL reaches
+//!   `checkpoint_pages` (see `checkpoint.rs`).
+//!
 //! Job queues are unbounded: back-pressure belongs above the store (request limits).
 //!
 //! At `synchronous=FULL` the writer connection opens its WAL through the `walbuf` VFS,
@@ -34,6 +38,7 @@
 //! fails its whole batch (every job in it gets the error; nothing is committed). Basalt's
 //! DDL declares no deferred constraints.
 
+mod checkpoint;
 mod conn;
 mod error;
 mod walbuf;
@@ -86,6 +91,15 @@ pub struct SqliteOptions {
     /// Used only with [`Synchronous::Full`], whose fsync at each commit is what makes it
     /// safe. Default: true.
     pub gather_wal_writes: bool,
+    /// The writer checkpoints the WAL (copies it into the database file) inside the
+    /// commit that brings it to this many pages; `0` never checkpoints automatically
+    /// (only at close). Replaces SQLite's `wal_autocheckpoint` (1,000) on the writer.
+    /// Default: 4,000 (16 MiB at 4 KiB pages); see `checkpoint.rs`.
+    pub checkpoint_pages: u32,
+    /// A checkpointer thread (its own connection) copies the WAL in the background once
+    /// it reaches 7/8 of `checkpoint_pages`, so that the writer's own checkpoint has
+    /// little left to do. Default: true.
+    pub background_checkpoint: bool,
 }
 
 impl Default for SqliteOptions {
@@ -102,6 +116,8 @@ impl Default for SqliteOptions {
             max_batch: 256,
             statement_cache: 128,
             gather_wal_writes: true,
+            checkpoint_pages: 4000,
+            background_checkpoint: true,
         }
     }
 }
@@ -120,6 +136,11 @@ pub struct SqliteStats {
     pub failed_batches: u64,
     /// Read jobs run.
     pub read_jobs: u64,
+    /// WAL checkpoints the writer ran inside a commit (the WAL reached
+    /// `checkpoint_pages`).
+    pub inline_checkpoints: u64,
+    /// WAL checkpoints the checkpointer thread completed.
+    pub background_checkpoints: u64,
 }
 
 struct Channels {
@@ -132,6 +153,7 @@ struct Channels {
 struct Threads {
     writer: Option<JoinHandle<Connection>>,
     readers: Vec<JoinHandle<()>>,
+    checkpointer: Option<JoinHandle<()>>,
 }
 
 /// The SQLite [`Store`]. Dropping it closes it (see [`Store::close`]).
@@ -148,6 +170,8 @@ pub struct SqliteStore {
 enum Role {
     Writer,
     Reader,
+    /// The background checkpointer's connection: reads the WAL, writes the database file.
+    Checkpointer,
     Memory,
 }
 
@@ -166,7 +190,9 @@ fn open_connection(
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
         }
-        Role::Reader => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        Role::Reader | Role::Checkpointer => {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        }
     };
     let gather = role == Role::Writer
         && options.gather_wal_writes
@@ -253,27 +279,44 @@ impl SqliteStore {
             .map(|_| open_connection(path, &options, Role::Reader))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| context(error, &doing))?;
+        let checkpointer = if options.background_checkpoint && options.checkpoint_pages > 0 {
+            Some(
+                open_connection(path, &options, Role::Checkpointer)
+                    .map_err(|error| context(error, &doing))?,
+            )
+        } else {
+            None
+        };
         tracing::info!(
             path = %path.display(),
             sqlite = Self::sqlite_version(),
             synchronous = ?options.synchronous,
             readers = options.readers,
+            checkpoint_pages = options.checkpoint_pages,
+            background_checkpoint = checkpointer.is_some(),
             "sqlite store opened"
         );
-        Self::start(Some(path.to_owned()), writer, readers, &options)
+        Self::start(
+            Some(path.to_owned()),
+            writer,
+            readers,
+            checkpointer,
+            &options,
+        )
     }
 
     /// Opens a private in-memory database (for tests). It has one connection, so reads
     /// run on the writer thread; `options.readers` is ignored.
     pub fn open_in_memory(options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let writer = open_connection(Path::new(":memory:"), &options, Role::Memory)?;
-        Self::start(None, writer, Vec::new(), &options)
+        Self::start(None, writer, Vec::new(), None, &options)
     }
 
     fn start(
         path: Option<PathBuf>,
-        writer: Connection,
+        mut writer: Connection,
         readers: Vec<Connection>,
+        checkpointer: Option<Connection>,
         options: &SqliteOptions,
     ) -> Result<SqliteStore, StoreError> {
         let (write_tx, write_rx) = crossbeam_channel::unbounded();
@@ -292,6 +335,24 @@ impl SqliteStore {
             worker_ids: Mutex::new(Vec::new()),
             counters: Arc::new(Counters::default()),
         };
+        if store.path.is_some() {
+            let policy = checkpoint::Policy::new(options.checkpoint_pages, checkpointer.is_some());
+            let wake = match checkpointer {
+                Some(conn) => {
+                    let (wake, woken) = crossbeam_channel::bounded(1);
+                    let counters = Arc::clone(&store.counters);
+                    let handle = spawn("basalt-sqlite-checkpointer".into(), move || {
+                        checkpoint::checkpointer_loop(conn, woken, counters)
+                    })?;
+                    store.worker_ids.lock().push(handle.thread().id());
+                    store.threads.lock().checkpointer = Some(handle);
+                    Some(wake)
+                }
+                None => None,
+            };
+            checkpoint::install(&mut writer, policy, wake, Arc::clone(&store.counters))
+                .map_err(map_error)?;
+        }
         let counters = Arc::clone(&store.counters);
         let max_batch = options.max_batch;
         let handle = spawn("basalt-sqlite-writer".into(), move || {
@@ -335,6 +396,8 @@ impl SqliteStore {
             failed_write_jobs: counters.failed_write_jobs.load(Ordering::Relaxed),
             failed_batches: counters.failed_batches.load(Ordering::Relaxed),
             read_jobs: counters.read_jobs.load(Ordering::Relaxed),
+            inline_checkpoints: counters.inline_checkpoints.load(Ordering::Relaxed),
+            background_checkpoints: counters.background_checkpoints.load(Ordering::Relaxed),
         }
     }
 }
@@ -422,7 +485,20 @@ impl Store for SqliteStore {
             }
         }
         if let Some(writer) = threads.writer.take() {
-            match writer.join() {
+            let writer = writer.join();
+            // The writer's connection holds the checkpointer's only wake-up sender: with
+            // the hook removed (or the connection gone with a panic) the checkpointer
+            // ends, and the final checkpoint below cannot find it holding the lock.
+            let writer = writer.map(|mut conn| {
+                checkpoint::uninstall(&mut conn);
+                conn
+            });
+            if let Some(checkpointer) = threads.checkpointer.take()
+                && checkpointer.join().is_err()
+            {
+                tracing::error!("sqlite: the checkpointer thread panicked");
+            }
+            match writer {
                 Ok(conn) => checkpoint_and_close(conn),
                 Err(_) => tracing::error!("sqlite: the writer thread panicked"),
             }

@@ -35,6 +35,8 @@ pub(crate) struct Counters {
     pub(crate) failed_write_jobs: AtomicU64,
     pub(crate) failed_batches: AtomicU64,
     pub(crate) read_jobs: AtomicU64,
+    pub(crate) inline_checkpoints: AtomicU64,
+    pub(crate) background_checkpoints: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {

@@ -419,3 +419,100 @@ fn single_statement_jobs_run_without_a_read_transaction() {
         exec(&*store, "UPDATE seen SET n = 0 WHERE id = 1", vec![]).expect("reset");
     }
 }
+
+/// Inserts `rows` rows of ~3 KiB, one commit each (so at least one WAL page per commit),
+/// and returns the largest WAL file size seen along the way.
+fn fill_wal(fresh: &Fresh, rows: i64) -> u64 {
+    exec(
+        &*fresh.store,
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, body TEXT)",
+        vec![],
+    )
+    .expect("ddl");
+    let wal = fresh.dir.path().join("data.db-wal");
+    let mut largest = 0;
+    for id in 0..rows {
+        exec(
+            &*fresh.store,
+            "INSERT INTO big VALUES (?1, ?2)",
+            vec![Value::Int(id), Value::Text("x".repeat(3000))],
+        )
+        .expect("insert");
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |meta| meta.len()));
+    }
+    largest
+}
+
+/// A WAL frame at the default 4 KiB page size: a 24-byte header and the page.
+const FRAME: u64 = 24 + 4096;
+
+fn integrity_ok(store: &dyn Store) {
+    let check =
+        read_blocking(store, |conn| pragma(conn, "integrity_check")).expect("integrity_check");
+    assert_eq!(check, Value::Text("ok".into()));
+}
+
+#[test]
+fn the_writer_and_the_checkpointer_keep_the_wal_near_checkpoint_pages() {
+    let fresh = Fresh::with(SqliteOptions {
+        checkpoint_pages: 64,
+        ..SqliteOptions::default()
+    });
+    let largest = fill_wal(&fresh, 600);
+    let stats = fresh.store.stats();
+    assert!(stats.inline_checkpoints > 0, "{stats:?}");
+    // Woken once per WAL generation, not only the first time.
+    assert!(stats.background_checkpoints >= 2, "{stats:?}");
+    // Without checkpoints 600 commits of one or two pages each make a WAL of 600+ frames.
+    assert!(
+        largest <= 32 + 2 * 64 * FRAME,
+        "the WAL grew to {largest} bytes ({stats:?})"
+    );
+    assert_eq!(count(&*fresh.store, "big"), 600);
+    integrity_ok(&*fresh.store);
+}
+
+#[test]
+fn without_the_checkpointer_the_writer_checkpoints_alone() {
+    let fresh = Fresh::with(SqliteOptions {
+        checkpoint_pages: 64,
+        background_checkpoint: false,
+        ..SqliteOptions::default()
+    });
+    let largest = fill_wal(&fresh, 300);
+    let stats = fresh.store.stats();
+    assert!(stats.inline_checkpoints > 0, "{stats:?}");
+    assert_eq!(stats.background_checkpoints, 0);
+    // The writer checkpoints at 64 pages and the next commit restarts the log.
+    assert!(
+        largest <= 32 + 70 * FRAME,
+        "the WAL grew to {largest} bytes ({stats:?})"
+    );
+    assert_eq!(count(&*fresh.store, "big"), 300);
+    integrity_ok(&*fresh.store);
+}
+
+#[test]
+fn checkpoint_pages_zero_leaves_the_wal_to_close() {
+    let dir = TempDir::new();
+    let path = dir.path().join("data.db");
+    let options = SqliteOptions {
+        checkpoint_pages: 0,
+        ..SqliteOptions::default()
+    };
+    let fresh = Fresh {
+        store: Arc::new(SqliteStore::open(&path, options.clone()).expect("open")),
+        dir,
+    };
+    let largest = fill_wal(&fresh, 300);
+    let stats = fresh.store.stats();
+    assert_eq!(stats.inline_checkpoints, 0);
+    assert_eq!(stats.background_checkpoints, 0);
+    assert!(largest >= 300 * FRAME, "the WAL is only {largest} bytes");
+    fresh.store.close();
+    let wal = fresh.dir.path().join("data.db-wal");
+    assert_eq!(std::fs::metadata(&wal).map_or(0, |meta| meta.len()), 0);
+    let store = SqliteStore::open(&path, options).expect("reopen");
+    assert_eq!(count(&store, "big"), 300);
+    integrity_ok(&store);
+}
