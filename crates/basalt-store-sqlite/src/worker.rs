@@ -37,6 +37,8 @@ pub(crate) struct Counters {
     pub(crate) read_jobs: AtomicU64,
     pub(crate) inline_checkpoints: AtomicU64,
     pub(crate) background_checkpoints: AtomicU64,
+    /// Commits seen by the WAL hook (the checkpointer's idle check).
+    pub(crate) wal_commits: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {

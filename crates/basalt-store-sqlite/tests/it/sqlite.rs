@@ -516,3 +516,27 @@ fn checkpoint_pages_zero_leaves_the_wal_to_close() {
     assert_eq!(count(&store, "big"), 300);
     integrity_ok(&store);
 }
+
+#[test]
+fn the_checkpointer_copies_the_wal_once_commits_stop() {
+    let fresh = Fresh::with(SqliteOptions::default());
+    // 100 commits: far below the 3,500 pages that wake the checkpointer.
+    fill_wal(&fresh, 100);
+    assert_eq!(fresh.store.stats().inline_checkpoints, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fresh.store.stats().background_checkpoints == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint after the writes stopped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Everything was copied: a checkpoint now finds every frame already checkpointed.
+    let (log, copied) = read_blocking(&*fresh.store, |conn| {
+        let rows = conn.query(&SqlQuery::new("PRAGMA wal_checkpoint(PASSIVE)"))?;
+        Ok::<_, StoreError>((rows.rows[0][1].clone(), rows.rows[0][2].clone()))
+    })
+    .expect("checkpoint");
+    assert_eq!(log, copied);
+    assert_eq!(count(&*fresh.store, "big"), 100);
+}
