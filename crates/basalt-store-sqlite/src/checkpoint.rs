@@ -37,7 +37,7 @@ use rusqlite::Connection;
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
 
-use crate::worker::Counters;
+use crate::worker::{Counters, bump};
 
 /// How long without a commit before the checkpointer copies what is left in the WAL.
 pub(crate) const IDLE: Duration = Duration::from_millis(100);
@@ -75,7 +75,7 @@ struct Hook {
 
 impl Hook {
     fn after_commit(&mut self, wal: &mut Wal, pages: c_int) {
-        self.counters.wal_commits.fetch_add(1, Ordering::Relaxed);
+        bump(&self.counters.wal_commits, 1);
         let pages = u32::try_from(pages).unwrap_or(0);
         if pages < self.last_pages {
             self.woken = false;
@@ -83,11 +83,7 @@ impl Hook {
         self.last_pages = pages;
         if self.policy.pages > 0 && pages >= self.policy.pages {
             match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-                Ok(_) => {
-                    self.counters
-                        .inline_checkpoints
-                        .fetch_add(1, Ordering::Relaxed);
-                }
+                Ok(_) => bump(&self.counters.inline_checkpoints, 1),
                 // The checkpointer holds the lock: the next commit tries again.
                 Err(rusqlite::Error::SqliteFailure(error, _))
                     if error.code == rusqlite::ErrorCode::DatabaseBusy => {}
@@ -164,11 +160,7 @@ pub(crate) fn checkpointer_loop(conn: Connection, wake: Receiver<()>, counters: 
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             row.get::<_, i64>(0)
         }) {
-            Ok(0) => {
-                counters
-                    .background_checkpoints
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(0) => bump(&counters.background_checkpoints, 1),
             // 1: another checkpoint (the writer's) held the lock.
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "sqlite: background WAL checkpoint failed"),

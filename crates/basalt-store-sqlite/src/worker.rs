@@ -41,7 +41,7 @@ pub(crate) struct Counters {
     pub(crate) wal_commits: AtomicU64,
 }
 
-fn bump(counter: &AtomicU64, by: u64) {
+pub(crate) fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
 

@@ -36,6 +36,17 @@ fn count(store: &dyn Store, table: &str) -> i64 {
     }
 }
 
+fn integrity_ok(store: &dyn Store) {
+    let check =
+        read_blocking(store, |conn| pragma(conn, "integrity_check")).expect("integrity_check");
+    assert_eq!(check, Value::Text("ok".into()));
+}
+
+/// The size of `data.db-wal` in `dir` (0 when there is none).
+fn wal_len(dir: &TempDir) -> u64 {
+    std::fs::metadata(dir.path().join("data.db-wal")).map_or(0, |meta| meta.len())
+}
+
 /// The WAL-reset race (sqlite.org/wal.html#walresetbug) is fixed in 3.51.3.
 #[test]
 fn bundled_sqlite_has_the_wal_reset_fix() {
@@ -117,9 +128,7 @@ fn data_survives_close_and_reopen_and_the_wal_is_truncated() {
         .expect("insert");
     }
     store.close();
-    let wal = dir.path().join("data.db-wal");
-    let wal_len = std::fs::metadata(&wal).map_or(0, |meta| meta.len());
-    assert_eq!(wal_len, 0, "close checkpoints and truncates the WAL");
+    assert_eq!(wal_len(&dir), 0, "close checkpoints and truncates the WAL");
 
     let store = SqliteStore::open(&path, SqliteOptions::default()).expect("reopen");
     assert_eq!(count(&store, "kept"), 10);
@@ -133,9 +142,7 @@ fn data_survives_close_and_reopen_and_the_wal_is_truncated() {
 
     let store = SqliteStore::open(&path, SqliteOptions::default()).expect("reopen after drop");
     assert_eq!(count(&store, "kept"), 11);
-    let check =
-        read_blocking(&store, |conn| pragma(conn, "integrity_check")).expect("integrity_check");
-    assert_eq!(check, Value::Text("ok".into()));
+    integrity_ok(&store);
 }
 
 #[test]
@@ -429,7 +436,6 @@ fn fill_wal(fresh: &Fresh, rows: i64) -> u64 {
         vec![],
     )
     .expect("ddl");
-    let wal = fresh.dir.path().join("data.db-wal");
     let mut largest = 0;
     for id in 0..rows {
         exec(
@@ -438,19 +444,13 @@ fn fill_wal(fresh: &Fresh, rows: i64) -> u64 {
             vec![Value::Int(id), Value::Text("x".repeat(3000))],
         )
         .expect("insert");
-        largest = largest.max(std::fs::metadata(&wal).map_or(0, |meta| meta.len()));
+        largest = largest.max(wal_len(&fresh.dir));
     }
     largest
 }
 
 /// A WAL frame at the default 4 KiB page size: a 24-byte header and the page.
 const FRAME: u64 = 24 + 4096;
-
-fn integrity_ok(store: &dyn Store) {
-    let check =
-        read_blocking(store, |conn| pragma(conn, "integrity_check")).expect("integrity_check");
-    assert_eq!(check, Value::Text("ok".into()));
-}
 
 #[test]
 fn the_writer_and_the_checkpointer_keep_the_wal_near_checkpoint_pages() {
@@ -510,8 +510,7 @@ fn checkpoint_pages_zero_leaves_the_wal_to_close() {
     assert_eq!(stats.background_checkpoints, 0);
     assert!(largest >= 300 * FRAME, "the WAL is only {largest} bytes");
     fresh.store.close();
-    let wal = fresh.dir.path().join("data.db-wal");
-    assert_eq!(std::fs::metadata(&wal).map_or(0, |meta| meta.len()), 0);
+    assert_eq!(wal_len(&fresh.dir), 0);
     let store = SqliteStore::open(&path, options).expect("reopen");
     assert_eq!(count(&store, "big"), 300);
     integrity_ok(&store);
