@@ -337,12 +337,14 @@ impl SqliteStore {
         };
         if store.path.is_some() {
             let policy = checkpoint::Policy::new(options.checkpoint_pages, checkpointer.is_some());
+            let copied = checkpoint::Copied::default();
             let wake = match checkpointer {
                 Some(conn) => {
                     let (wake, woken) = crossbeam_channel::bounded(1);
                     let counters = Arc::clone(&store.counters);
+                    let copied = Arc::clone(&copied);
                     let handle = spawn("basalt-sqlite-checkpointer".into(), move || {
-                        checkpoint::checkpointer_loop(conn, woken, counters)
+                        checkpoint::checkpointer_loop(conn, woken, counters, copied)
                     })?;
                     store.worker_ids.lock().push(handle.thread().id());
                     store.threads.lock().checkpointer = Some(handle);
@@ -350,8 +352,14 @@ impl SqliteStore {
                 }
                 None => None,
             };
-            checkpoint::install(&mut writer, policy, wake, Arc::clone(&store.counters))
-                .map_err(map_error)?;
+            checkpoint::install(
+                &mut writer,
+                policy,
+                wake,
+                Arc::clone(&store.counters),
+                copied,
+            )
+            .map_err(map_error)?;
         }
         let counters = Arc::clone(&store.counters);
         let max_batch = options.max_batch;
