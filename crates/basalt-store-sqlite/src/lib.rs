@@ -16,8 +16,8 @@
 //!   writer thread, between batches.
 //!
 //! - A checkpointer thread (its own connection) copies the WAL into the database file in
-//!   the background; the writer checkpoints inline only the rest, when the WAL reaches
-//!   `checkpoint_pages` (see `checkpoint.rs`).
+//!   the background; the writer checkpoints inline only the rest, once the WAL has
+//!   reached `checkpoint_pages` and the checkpointer has caught up (see `checkpoint.rs`).
 //!
 //! Job queues are unbounded: back-pressure belongs above the store (request limits).
 //!
@@ -91,9 +91,10 @@ pub struct SqliteOptions {
     /// Used only with [`Synchronous::Full`], whose fsync at each commit is what makes it
     /// safe. Default: true.
     pub gather_wal_writes: bool,
-    /// The writer checkpoints the WAL (copies it into the database file) inside the
-    /// commit that brings it to this many pages; `0` never checkpoints automatically
-    /// (only at close). Replaces SQLite's `wal_autocheckpoint` (1,000) on the writer.
+    /// The writer checkpoints the WAL (copies it into the database file) inside a commit
+    /// once it holds this many pages: at once without the checkpointer, else as soon as
+    /// the checkpointer has caught up, and at 1.5x this in any case. `0` never
+    /// checkpoints automatically (only at close). Replaces SQLite's `wal_autocheckpoint` (1,000) on the writer.
     /// Default: 4,000 (16 MiB at 4 KiB pages); see `checkpoint.rs`.
     pub checkpoint_pages: u32,
     /// A checkpointer thread (its own connection) copies the WAL in the background once
