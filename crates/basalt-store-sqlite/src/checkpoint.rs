@@ -189,9 +189,10 @@ pub(crate) fn uninstall(writer: &mut Connection) {
     }
 }
 
-/// The checkpointer thread's loop: per wake-up, `PASSIVE` passes until it has caught up
-/// with the writer; one pass when the writer has committed since the last checkpoint but
-/// not for [`IDLE`]. Ends when the writer connection's hook (the only sender) is gone.
+/// The checkpointer thread's loop: `PASSIVE` passes until it has caught up with the
+/// writer, per wake-up and when the writer has committed since the last checkpoint but
+/// not for [`IDLE`] (then the first pass usually copies everything). Ends when the writer
+/// connection's hook (the only sender) is gone.
 pub(crate) fn checkpointer_loop(
     conn: Connection,
     wake: Receiver<()>,

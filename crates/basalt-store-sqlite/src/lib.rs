@@ -94,7 +94,8 @@ pub struct SqliteOptions {
     /// The writer checkpoints the WAL (copies it into the database file) inside a commit
     /// once it holds this many pages: at once without the checkpointer, else as soon as
     /// the checkpointer has caught up, and at 1.5x this in any case. `0` never
-    /// checkpoints automatically (only at close). Replaces SQLite's `wal_autocheckpoint` (1,000) on the writer.
+    /// checkpoints automatically (only at close). Replaces SQLite's `wal_autocheckpoint`
+    /// (1,000) on the writer.
     /// Default: 4,000 (16 MiB at 4 KiB pages); see `checkpoint.rs`.
     pub checkpoint_pages: u32,
     /// A checkpointer thread (its own connection) copies the WAL in the background once
