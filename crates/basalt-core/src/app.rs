@@ -85,10 +85,7 @@ impl App {
         collections: Vec<Collection>,
         settings_value: Json,
     ) -> App {
-        let schema = Schema {
-            version: 1,
-            collections: collections.into_iter().map(Arc::new).collect(),
-        };
+        let schema = Schema::new(1, collections, store.dialect());
         let app = App {
             inner: Arc::new(Inner {
                 store,
@@ -139,10 +136,7 @@ impl App {
     pub(crate) fn install_schema(&self, collections: Vec<Collection>) {
         let mut guard = self.inner.schema.write();
         let version = guard.version + 1;
-        *guard = Arc::new(Schema {
-            version,
-            collections: collections.into_iter().map(Arc::new).collect(),
-        });
+        *guard = Arc::new(Schema::new(version, collections, self.store().dialect()));
     }
 
     /// Closes the storage backend after queued work finishes.

@@ -52,6 +52,21 @@ pub(crate) fn request_context(info: &RequestInfo) -> RequestContext {
     }
 }
 
+/// `builder` with the snapshot's select list, when it has one for the collection.
+fn with_columns<'a>(builder: SelectBuilder<'a>, columns: Option<&'a str>) -> SelectBuilder<'a> {
+    match columns {
+        Some(columns) => builder.columns(columns),
+        None => builder,
+    }
+}
+
+/// The context of queries no rule or filter reads (a guest at time 0).
+fn no_request() -> &'static RequestContext {
+    static NONE: std::sync::LazyLock<RequestContext> =
+        std::sync::LazyLock::new(|| RequestContext::guest(0));
+    &NONE
+}
+
 /// A 400 for an invalid client `filter` or `sort`. PocketBase answers these with a
 /// generic message and `data: {}`; Basalt keeps the empty `data` and says what is wrong
 /// and where (the error names only the caller's own text and schema names).
@@ -159,6 +174,9 @@ impl App {
         if let Some(sort) = &sort {
             builder = builder.sort(sort);
         }
+        if let Some(columns) = schema.columns_of(collection) {
+            builder = builder.columns(columns);
+        }
         let offset = (params.page - 1).max(0) as u64 * params.per_page as u64;
         let select = builder.clone().page(params.per_page as u64, offset).list();
         let count = (!params.skip_total).then(|| builder.count());
@@ -174,15 +192,19 @@ impl App {
         id: &str,
         info: &RequestInfo,
     ) -> Result<SqlQuery, CoreError> {
-        let ctx = request_context(info);
-        let compiled = match rule.filter(|_| !ctx.is_superuser()) {
-            Some(rule) => self.compiled_rule(schema, collection, rule, &ctx)?,
-            None => Arc::new(CompiledExpr::always(self.store().dialect())),
+        let dialect = self.store().dialect();
+        let columns = schema.columns_of(collection);
+        let Some(rule) = rule.filter(|_| !info.is_superuser()) else {
+            // No rule applies: nothing reads the request, so it is not copied.
+            let builder = SelectBuilder::new(dialect, collection, no_request()).id(id);
+            return Ok(with_columns(builder, columns).list());
         };
-        Ok(SelectBuilder::new(self.store().dialect(), collection, &ctx)
+        let ctx = request_context(info);
+        let compiled = self.compiled_rule(schema, collection, rule, &ctx)?;
+        let builder = SelectBuilder::new(dialect, collection, &ctx)
             .filter(&compiled)
-            .id(id)
-            .list())
+            .id(id);
+        Ok(with_columns(builder, columns).list())
     }
 
     /// `SELECT COUNT(*)` of the new record under the create rule (1 = allowed).

@@ -16,9 +16,35 @@ pub struct Schema {
     pub version: u64,
     /// Every collection, in creation order.
     pub collections: Vec<Arc<Collection>>,
+    /// The select list of each collection (same order), built once per snapshot.
+    columns: Vec<String>,
 }
 
 impl Schema {
+    /// A snapshot of `collections` for a store of `dialect`.
+    pub fn new(version: u64, collections: Vec<Collection>, dialect: Dialect) -> Schema {
+        let collections: Vec<Arc<Collection>> = collections.into_iter().map(Arc::new).collect();
+        let columns = collections
+            .iter()
+            .map(|c| basalt_sql::record::select_columns(c, dialect))
+            .collect();
+        Schema {
+            version,
+            collections,
+            columns,
+        }
+    }
+
+    /// The select list of `collection` if it is this snapshot's own (the same `Arc`);
+    /// `None` for any other copy, which may differ.
+    pub(crate) fn columns_of(&self, collection: &Collection) -> Option<&str> {
+        self.collections
+            .iter()
+            .position(|c| std::ptr::eq(Arc::as_ptr(c), collection))
+            .and_then(|i| self.columns.get(i))
+            .map(String::as_str)
+    }
+
     /// Finds a collection by id or case-insensitive name.
     pub fn get(&self, name_or_id: &str) -> Option<&Arc<Collection>> {
         self.collections
@@ -192,4 +218,41 @@ pub(crate) fn delete(conn: &mut dyn Conn, id: &str) -> Result<(), CoreError> {
         vec![Value::Text(id.to_string())],
     ))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use basalt_schema::CollectionType;
+
+    #[test]
+    fn select_lists_belong_to_the_snapshots_own_collections() {
+        let posts = Collection::new(CollectionType::Base, "posts");
+        let tags = Collection::new(CollectionType::Base, "tags");
+        let schema = Schema::new(1, vec![posts.clone(), tags], Dialect::Sqlite);
+        for own in &schema.collections {
+            assert_eq!(
+                schema.columns_of(own),
+                Some(basalt_sql::record::select_columns(own, Dialect::Sqlite).as_str())
+            );
+        }
+        assert_ne!(
+            schema.columns_of(&schema.collections[1]),
+            schema.columns_of(&schema.collections[0])
+        );
+        assert_eq!(
+            schema.columns_of(&schema.collections[1]),
+            Some(
+                basalt_sql::record::select_columns(&schema.collections[1], Dialect::Sqlite)
+                    .as_str()
+            )
+        );
+        // An equal copy is not the snapshot's own: it may have changed since.
+        assert_eq!(schema.columns_of(&posts), None);
+        let postgres = Schema::new(1, vec![posts.clone()], Dialect::Postgres);
+        assert_eq!(
+            postgres.columns_of(&postgres.collections[0]),
+            Some(basalt_sql::record::select_columns(&posts, Dialect::Postgres).as_str())
+        );
+    }
 }

@@ -16,13 +16,24 @@ use crate::error::ApiError;
 pub(crate) struct Caller(pub RequestInfo);
 
 fn snake_header(name: &str) -> String {
-    name.to_ascii_lowercase().replace('-', "_")
+    name.chars()
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
 }
 
 /// First value of every query parameter.
 pub(crate) fn query_map(query: Option<&str>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for (key, value) in form_urlencoded_pairs(query.unwrap_or_default()) {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return out;
+    };
+    for (key, value) in form_urlencoded_pairs(query) {
         out.entry(key).or_insert(value);
     }
     out

@@ -25,6 +25,7 @@ mod settings;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::HttpBody as _;
 use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -83,19 +84,22 @@ pub fn app(app: App, config: HttpConfig) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state.clone())
-        .layer(middleware::from_fn(move |mut req: Request, next: Next| {
-            let state = state.clone();
-            async move {
-                // Rate limits first, so a limited request's body is never read.
-                if let Some(refused) = ratelimit::admit(&state, &mut req).await {
-                    return refused;
-                }
-                let limit = body_limit(&state, &req, max_body);
-                limit_body(req, next, limit).await
-            }
-        }))
+        // One middleware for the whole edge (a layer per concern cost a boxed future and a
+        // service clone per request each): CORS and security headers outside, then rate
+        // limits, so a limited request's body is never read, then the body limit.
         .layer(middleware::from_fn(move |req: Request, next: Next| {
-            edge::edge(Arc::clone(&origins), req, next)
+            let state = state.clone();
+            let origins = Arc::clone(&origins);
+            async move {
+                edge::edge(&origins, req, |mut req| async move {
+                    if let Some(refused) = ratelimit::admit(&state, &mut req).await {
+                        return refused;
+                    }
+                    let limit = body_limit(&state, &req, max_body);
+                    limit_body(req, next, limit).await
+                })
+                .await
+            }
         }))
 }
 
@@ -130,6 +134,10 @@ async fn limit_body(req: Request, next: Next, max_body: usize) -> Response {
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max_body) {
         return ApiError(CoreError::TooLarge).into_response();
+    }
+    // Nothing to read (a GET, or a declared length of 0): nothing to buffer.
+    if req.body().is_end_stream() {
+        return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
     match axum::body::to_bytes(body, max_body).await {

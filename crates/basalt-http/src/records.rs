@@ -146,10 +146,7 @@ async fn view(
     Caller(info): Caller,
     Path((collection, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let record = state
-        .app
-        .view_record(&collection, &id, info.clone())
-        .await?;
+    let record = state.app.view_record(&collection, &id, &info).await?;
     let mut records = [record];
     expand(&state, &collection, &mut records, &info).await?;
     let [record] = records;

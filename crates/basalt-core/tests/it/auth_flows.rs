@@ -269,7 +269,7 @@ async fn login(app: &App, collection: &str, email: &str, password: &str) -> Auth
 async fn stored(harness: &Harness, collection: &str, id: &str) -> Json {
     harness
         .app
-        .view_record(collection, id, harness.superuser.clone())
+        .view_record(collection, id, &harness.superuser)
         .await
         .expect("view")
 }
@@ -568,7 +568,7 @@ on_both_backends!(
         };
         let error = harness
             .app
-            .view_record("users", &id, as_guest)
+            .view_record("users", &id, &as_guest)
             .await
             .expect_err("guest");
         assert_eq!(error.status(), 404);
@@ -1625,13 +1625,13 @@ on_both_backends!(
         assert_eq!(email_in_list(&page), None);
         let seen = harness
             .app
-            .view_record("users", &victim, as_admin.clone())
+            .view_record("users", &victim, &as_admin)
             .await
             .expect("admin view");
         assert_eq!(seen["email"], json!("victim@example.com"));
         let seen = harness
             .app
-            .view_record("users", &victim, as_plain.clone())
+            .view_record("users", &victim, &as_plain)
             .await
             .expect("plain view");
         assert!(seen.get("email").is_none(), "{seen}");
@@ -1643,7 +1643,7 @@ on_both_backends!(
             let mut records = vec![
                 harness
                     .app
-                    .view_record("notes", &note, info.clone())
+                    .view_record("notes", &note, &info)
                     .await
                     .expect("note"),
             ];
@@ -1684,7 +1684,7 @@ on_both_backends!(
             .expect("visible");
         let seen = harness
             .app
-            .view_record("users", &victim, as_plain)
+            .view_record("users", &victim, &as_plain)
             .await
             .expect("plain view");
         assert_eq!(seen["email"], json!("victim@example.com"));
@@ -1809,7 +1809,7 @@ on_both_backends!(
             let started = Instant::now();
             harness
                 .app
-                .view_record("users", &id, harness.superuser.clone())
+                .view_record("users", &id, &harness.superuser)
                 .await
                 .expect("read during the burst");
             worst = worst.max(started.elapsed());

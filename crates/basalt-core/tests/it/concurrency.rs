@@ -54,7 +54,7 @@ on_both_backends!(
         }
         let record = harness
             .app
-            .view_record("posts", &id, harness.superuser.clone())
+            .view_record("posts", &id, &harness.superuser)
             .await
             .expect("view");
         assert_eq!(record["views"], json!(100));

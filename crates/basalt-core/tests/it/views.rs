@@ -128,11 +128,7 @@ on_both_backends!(
             .expect("comment");
         let guest = basalt_core::RequestInfo::default();
         let row = app
-            .view_record(
-                "threads",
-                comment["id"].as_str().expect("id"),
-                guest.clone(),
-            )
+            .view_record("threads", comment["id"].as_str().expect("id"), &guest)
             .await
             .expect("view row");
         assert_eq!(row["topic"], post["id"]);

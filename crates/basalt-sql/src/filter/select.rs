@@ -29,6 +29,7 @@ pub struct SelectBuilder<'a> {
     ids: Option<Vec<String>>,
     referencing: Option<(&'a Field, Vec<String>)>,
     page: Option<(u64, u64)>,
+    columns: Option<&'a str>,
 }
 
 impl<'a> SelectBuilder<'a> {
@@ -48,7 +49,17 @@ impl<'a> SelectBuilder<'a> {
             ids: None,
             referencing: None,
             page: None,
+            columns: None,
         }
+    }
+
+    /// The select list, as [`crate::record::select_columns`] builds it for this
+    /// collection and dialect, built once by the caller (the app's schema snapshot keeps
+    /// one per collection) instead of for every query.
+    pub fn columns(mut self, columns: &'a str) -> Self {
+        debug_assert_eq!(columns, select_columns(self.collection, self.dialect));
+        self.columns = Some(columns);
+        self
     }
 
     /// ANDs a compiled rule or filter (always-true ones are skipped).
@@ -173,10 +184,17 @@ impl<'a> SelectBuilder<'a> {
         if let Some(sort) = self.sort {
             sort.render(self.ctx, &table, &mut joins, &mut order, &mut binds);
         }
-        let columns = select_columns(self.collection, self.dialect);
+        let built;
+        let columns = match self.columns {
+            Some(columns) => columns,
+            None => {
+                built = select_columns(self.collection, self.dialect);
+                &built
+            }
+        };
         let mut sql = String::with_capacity(columns.len() + table.len() + joins.len() + 96);
         sql.push_str("SELECT ");
-        sql.push_str(&columns);
+        sql.push_str(columns);
         sql.push_str(" FROM ");
         sql.push_str(&table);
         sql.push_str(&joins);
