@@ -63,16 +63,21 @@ impl Conn for SqliteConn<'_> {
 
     fn query(&mut self, query: &SqlQuery) -> Result<Rows, StoreError> {
         let mut stmt = self.conn.prepare_cached(&query.sql).map_err(map_error)?;
-        let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-        let mut cursor = stmt.query(binds(query)).map_err(map_error)?;
         let mut rows = Vec::new();
+        let mut cursor = stmt.query(binds(query)).map_err(map_error)?;
         while let Some(row) = cursor.next().map_err(map_error)? {
-            let mut values = Vec::with_capacity(columns.len());
-            for idx in 0..columns.len() {
+            // Width and names are read after the first step: a cached statement whose
+            // table changed is prepared again by that step (before it, SQLite still
+            // reports the old columns of a `SELECT *`).
+            let width = row.as_ref().column_count();
+            let mut values = Vec::with_capacity(width);
+            for idx in 0..width {
                 values.push(read_value(row.get_ref(idx).map_err(map_error)?));
             }
             rows.push(values);
         }
+        drop(cursor);
+        let columns = stmt.column_names().map(str::to_owned).collect();
         Ok(Rows { columns, rows })
     }
 

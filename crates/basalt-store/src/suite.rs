@@ -304,6 +304,28 @@ pub fn execute_reports_changed_rows_and_query_reports_columns(store: Arc<dyn Sto
     );
     assert_eq!(empty.columns, ["id", "label"]);
     assert!(empty.rows.is_empty());
+    // The same statement text after the table changed: the names are the table's new ones
+    // (a backend that caches prepared statements must not report the old ones), also
+    // after more distinct statements than its cache holds.
+    let star = |store: &dyn Store| select(store, "SELECT * FROM tally", vec![]).columns;
+    assert_eq!(star(store), ["id", "grp"]);
+    ddl(
+        store,
+        "ALTER TABLE tally RENAME COLUMN grp TO kind",
+        "ALTER TABLE tally RENAME COLUMN grp TO kind",
+    );
+    assert_eq!(star(store), ["id", "kind"]);
+    ddl(
+        store,
+        "ALTER TABLE tally ADD COLUMN extra TEXT",
+        "ALTER TABLE tally ADD COLUMN extra TEXT",
+    );
+    assert_eq!(star(store), ["id", "kind", "extra"]);
+    for n in 0..40 {
+        let rows = select(store, &format!("SELECT id AS c{n} FROM tally"), vec![]);
+        assert_eq!(rows.columns, [format!("c{n}")]);
+    }
+    assert_eq!(star(store), ["id", "kind", "extra"]);
 }
 
 fn expect_kind(result: Result<u64, StoreError>, kind: ErrorKind) -> StoreError {
