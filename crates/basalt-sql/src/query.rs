@@ -18,6 +18,28 @@ impl Dialect {
         }
     }
 
+    /// [`Dialect::placeholder`] appended to `out`.
+    pub fn push_placeholder(self, out: &mut String, n: usize) {
+        out.push(match self {
+            Dialect::Sqlite => '?',
+            Dialect::Postgres => '$',
+        });
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        for &digit in &digits[at..] {
+            out.push(char::from(digit));
+        }
+    }
+
     /// Quotes an identifier that comes from the schema (never from user text).
     pub fn quote_ident(self, ident: &str) -> String {
         let mut out = String::with_capacity(ident.len() + 2);
@@ -107,6 +129,17 @@ impl SqlQuery {
 #[cfg(test)]
 mod tests {
     use super::Dialect;
+
+    #[test]
+    fn pushed_placeholders_match_formatted_ones() {
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            for n in [0, 1, 9, 10, 11, 99, 100, 65_535, usize::MAX] {
+                let mut out = String::from("x");
+                dialect.push_placeholder(&mut out, n);
+                assert_eq!(out, format!("x{}", dialect.placeholder(n)));
+            }
+        }
+    }
 
     #[test]
     fn identifiers_are_quoted_with_inner_quotes_doubled() {

@@ -162,26 +162,33 @@ pub fn decode_row(collection: &Collection, row: Vec<Value>) -> Map<String, Json>
 
 /// `INSERT` of every field of a record.
 pub fn insert(collection: &Collection, data: &Map<String, Json>, dialect: Dialect) -> SqlQuery {
-    let mut names = Vec::new();
-    let mut binds = Vec::new();
-    for field in &collection.fields {
-        let value = data
-            .get(&field.name)
-            .cloned()
-            .unwrap_or_else(|| field.zero_value());
-        names.push(dialect.quote_ident(&field.name));
-        binds.push(encode(field, &value));
+    // Built in one buffer, values encoded from the map without copying them first: this
+    // runs for every create (a Vec of names and one of placeholders, joined, and a clone
+    // of every value were ~7% of a create's instructions).
+    let mut sql = String::with_capacity(32 + collection.fields.len() * 24);
+    sql.push_str("INSERT INTO ");
+    dialect.push_ident(&mut sql, &collection.name);
+    sql.push_str(" (");
+    let mut binds = Vec::with_capacity(collection.fields.len());
+    for (idx, field) in collection.fields.iter().enumerate() {
+        if idx > 0 {
+            sql.push_str(", ");
+        }
+        dialect.push_ident(&mut sql, &field.name);
+        binds.push(match data.get(&field.name) {
+            Some(value) => encode(field, value),
+            None => encode(field, &field.zero_value()),
+        });
     }
-    let placeholders: Vec<String> = (1..=binds.len()).map(|n| dialect.placeholder(n)).collect();
-    SqlQuery::with_binds(
-        format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            dialect.quote_ident(&collection.name),
-            names.join(", "),
-            placeholders.join(", ")
-        ),
-        binds,
-    )
+    sql.push_str(") VALUES (");
+    for n in 1..=binds.len() {
+        if n > 1 {
+            sql.push_str(", ");
+        }
+        dialect.push_placeholder(&mut sql, n);
+    }
+    sql.push(')');
+    SqlQuery::with_binds(sql, binds)
 }
 
 /// `UPDATE` of the given fields of one record.
@@ -191,31 +198,29 @@ pub fn update(
     changes: &Map<String, Json>,
     dialect: Dialect,
 ) -> Option<SqlQuery> {
-    let mut sets = Vec::new();
-    let mut binds = Vec::new();
+    let mut sql = String::with_capacity(48 + changes.len() * 24);
+    sql.push_str("UPDATE ");
+    dialect.push_ident(&mut sql, &collection.name);
+    sql.push_str(" SET ");
+    let mut binds = Vec::with_capacity(changes.len() + 1);
     for field in &collection.fields {
         if let Some(value) = changes.get(&field.name) {
+            if !binds.is_empty() {
+                sql.push_str(", ");
+            }
             binds.push(encode(field, value));
-            sets.push(format!(
-                "{} = {}",
-                dialect.quote_ident(&field.name),
-                dialect.placeholder(binds.len())
-            ));
+            dialect.push_ident(&mut sql, &field.name);
+            sql.push_str(" = ");
+            dialect.push_placeholder(&mut sql, binds.len());
         }
     }
-    if sets.is_empty() {
+    if binds.is_empty() {
         return None;
     }
     binds.push(Value::Text(id.to_string()));
-    Some(SqlQuery::with_binds(
-        format!(
-            "UPDATE {} SET {} WHERE \"id\" = {}",
-            dialect.quote_ident(&collection.name),
-            sets.join(", "),
-            dialect.placeholder(binds.len())
-        ),
-        binds,
-    ))
+    sql.push_str(" WHERE \"id\" = ");
+    dialect.push_placeholder(&mut sql, binds.len());
+    Some(SqlQuery::with_binds(sql, binds))
 }
 
 /// `DELETE` of one record.
@@ -232,16 +237,38 @@ pub fn delete(collection: &Collection, id: &str, dialect: Dialect) -> SqlQuery {
 
 /// Ids of `target` records that exist among `ids` (relation checks).
 pub fn existing_ids(target: &Collection, ids: &[String], dialect: Dialect) -> SqlQuery {
+    let table = dialect.quote_ident(&target.name);
+    let binds = ids.iter().map(|id| Value::Text(id.clone())).collect();
+    // SQLite answers `"id" IN (?, ?, ...)` through an ephemeral table it builds for every
+    // execution (a third of a create's relation check, callgrind); a few distinct ids are
+    // cheaper as one primary-key lookup each. With a repeated id the two forms would count
+    // differently, so that case keeps `IN`.
+    let distinct = ids.iter().enumerate().all(|(i, id)| !ids[..i].contains(id));
+    if dialect == Dialect::Sqlite && (2..=MAX_ID_LOOKUPS).contains(&ids.len()) && distinct {
+        let mut sql = String::with_capacity(ids.len() * (table.len() + 40));
+        for n in 1..=ids.len() {
+            if n > 1 {
+                sql.push_str(" UNION ALL ");
+            }
+            sql.push_str("SELECT \"id\" FROM ");
+            sql.push_str(&table);
+            sql.push_str(" WHERE \"id\" = ");
+            sql.push_str(&dialect.placeholder(n));
+        }
+        return SqlQuery::with_binds(sql, binds);
+    }
     let placeholders: Vec<String> = (1..=ids.len()).map(|n| dialect.placeholder(n)).collect();
     SqlQuery::with_binds(
         format!(
-            "SELECT \"id\" FROM {} WHERE \"id\" IN ({})",
-            dialect.quote_ident(&target.name),
+            "SELECT \"id\" FROM {table} WHERE \"id\" IN ({})",
             placeholders.join(", ")
         ),
-        ids.iter().map(|id| Value::Text(id.clone())).collect(),
+        binds,
     )
 }
+
+/// Up to this many distinct ids, [`existing_ids`] looks each up on SQLite.
+pub const MAX_ID_LOOKUPS: usize = 16;
 
 /// Ids of records in `collection` whose relation `field` references `id`.
 pub fn referencing_ids(
@@ -267,4 +294,80 @@ pub fn referencing_ids(
         ),
         vec![Value::Text(id.to_string())],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use basalt_schema::CollectionType;
+    use serde_json::json;
+
+    #[test]
+    fn insert_names_every_field_and_fills_missing_ones_with_zero_values() {
+        let mut posts = Collection::new(CollectionType::Base, "po\"sts");
+        posts.fields.push(
+            serde_json::from_value(json!({"name": "title", "type": "text"}))
+                .expect("a valid test value"),
+        );
+        posts.fields.push(
+            serde_json::from_value(json!({"name": "views", "type": "number"}))
+                .expect("a valid test value"),
+        );
+        let data = json!({"id": "p1", "title": "t"})
+            .as_object()
+            .cloned()
+            .expect("a valid test value");
+        let lite = insert(&posts, &data, Dialect::Sqlite);
+        assert_eq!(
+            lite.sql,
+            r#"INSERT INTO "po""sts" ("id", "title", "views") VALUES (?1, ?2, ?3)"#
+        );
+        assert_eq!(
+            lite.binds,
+            vec![
+                Value::Text("p1".into()),
+                Value::Text("t".into()),
+                encode(&posts.fields[2], &json!(0))
+            ]
+        );
+        let pg = insert(&posts, &data, Dialect::Postgres);
+        assert_eq!(
+            pg.sql,
+            r#"INSERT INTO "po""sts" ("id", "title", "views") VALUES ($1, $2, $3)"#
+        );
+    }
+
+    #[test]
+    fn update_sets_only_the_changed_fields_in_field_order() {
+        let mut posts = Collection::new(CollectionType::Base, "posts");
+        posts.fields.push(
+            serde_json::from_value(json!({"name": "title", "type": "text"}))
+                .expect("a valid test value"),
+        );
+        posts.fields.push(
+            serde_json::from_value(json!({"name": "views", "type": "number"}))
+                .expect("a valid test value"),
+        );
+        let changes = json!({"views": 3, "title": "t", "unknown": 1})
+            .as_object()
+            .cloned()
+            .expect("a valid test value");
+        let lite = update(&posts, "p1", &changes, Dialect::Sqlite).expect("changes");
+        assert_eq!(
+            lite.sql,
+            r#"UPDATE "posts" SET "title" = ?1, "views" = ?2 WHERE "id" = ?3"#
+        );
+        assert_eq!(lite.binds.len(), 3);
+        assert_eq!(lite.binds[2], Value::Text("p1".into()));
+        let pg = update(&posts, "p1", &changes, Dialect::Postgres).expect("changes");
+        assert_eq!(
+            pg.sql,
+            r#"UPDATE "posts" SET "title" = $1, "views" = $2 WHERE "id" = $3"#
+        );
+        let none = json!({"unknown": 1})
+            .as_object()
+            .cloned()
+            .expect("a valid test value");
+        assert!(update(&posts, "p1", &none, Dialect::Sqlite).is_none());
+    }
 }

@@ -271,3 +271,48 @@ fn submitted_lists_behave_like_pocketbase() {
         }
     }
 }
+
+/// Relation checks: `existing_ids` finds the same ids on both databases in both of its
+/// forms (SQLite looks up 2..=MAX_ID_LOOKUPS distinct ids one by one, else uses `IN`).
+#[test]
+fn existing_ids_agree_on_sqlite_and_postgres_at_the_lookup_limit() {
+    use basalt_sql::record::{MAX_ID_LOOKUPS, existing_ids};
+    let schema = schema();
+    let rows = dataset();
+    let users = schema.get("users");
+    let mut lite = Sqlite::new();
+    setup(&mut lite, &schema, &rows);
+    let mut pg = Postgres::new("existing");
+    setup(&mut pg, &schema, &rows);
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let padded = |n: usize| {
+        let mut list = ids(&["u1", "u2", "u3"]);
+        list.extend((list.len()..n).map(|i| format!("missing{i}")));
+        list
+    };
+    let cases: Vec<(Vec<String>, Vec<&str>, bool)> = vec![
+        (ids(&["u1"]), vec!["u1"], false),
+        (ids(&["u2", "u1"]), vec!["u1", "u2"], true),
+        (ids(&["u1", "nosuch"]), vec!["u1"], true),
+        (ids(&["u1", "u1"]), vec!["u1"], false),
+        (padded(MAX_ID_LOOKUPS), vec!["u1", "u2", "u3"], true),
+        (padded(MAX_ID_LOOKUPS + 1), vec!["u1", "u2", "u3"], false),
+    ];
+    for (list, expected, lookups) in cases {
+        for db in [&mut lite as &mut dyn Db, &mut pg as &mut dyn Db] {
+            let query = existing_ids(users, &list, db.dialect());
+            let mut found = db.ids(&query).expect("existing_ids runs");
+            found.sort();
+            assert_eq!(
+                found,
+                expected,
+                "{:?} {list:?}: {}",
+                db.dialect(),
+                query.sql
+            );
+            if db.dialect() == basalt_sql::Dialect::Sqlite {
+                assert_eq!(query.sql.contains("UNION ALL"), lookups, "{}", query.sql);
+            }
+        }
+    }
+}
