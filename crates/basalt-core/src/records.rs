@@ -333,7 +333,7 @@ impl App {
         body: Map<String, Json>,
         info: RequestInfo,
     ) -> Result<Json, CoreError> {
-        self.create_record_with_files(name_or_id, body, Vec::new(), info)
+        self.create_record_with_files(name_or_id, body, Vec::new(), &info)
             .await
     }
 
@@ -343,12 +343,10 @@ impl App {
         name_or_id: &str,
         body: Map<String, Json>,
         uploads: Vec<crate::files::Upload>,
-        info: RequestInfo,
+        info: &RequestInfo,
     ) -> Result<Json, CoreError> {
-        let op = self
-            .prepare_create(name_or_id, body, uploads, &info)
-            .await?;
-        self.run_write(op, &info)
+        let op = self.prepare_create(name_or_id, body, uploads, info).await?;
+        self.run_write(op, info)
             .await
             .map(|exported| exported.unwrap_or(Json::Null))
     }
@@ -425,8 +423,6 @@ impl App {
         if !errors.is_empty() {
             return Err(CoreError::validation("Failed to create record.", errors));
         }
-        let mut rule_info = info.clone();
-        rule_info.body = resolved;
         let schema = self.schema();
         let id = data
             .get("id")
@@ -435,6 +431,9 @@ impl App {
             .to_string();
         let check = match &rule {
             Some(rule) => {
+                // The rule sees the resolved body (`@request.body.*`).
+                let mut rule_info = info.clone();
+                rule_info.body = resolved;
                 Some(self.create_check_query(&schema, &collection, rule, &data, &rule_info)?)
             }
             None => None,
@@ -482,7 +481,7 @@ impl App {
         body: Map<String, Json>,
         info: RequestInfo,
     ) -> Result<Json, CoreError> {
-        self.update_record_with_files(name_or_id, id, body, Vec::new(), info)
+        self.update_record_with_files(name_or_id, id, body, Vec::new(), &info)
             .await
     }
 
@@ -493,12 +492,12 @@ impl App {
         id: &str,
         body: Map<String, Json>,
         uploads: Vec<crate::files::Upload>,
-        info: RequestInfo,
+        info: &RequestInfo,
     ) -> Result<Json, CoreError> {
         let op = self
-            .prepare_update(name_or_id, id, body, uploads, &info)
+            .prepare_update(name_or_id, id, body, uploads, info)
             .await?;
-        self.run_write(op, &info)
+        self.run_write(op, info)
             .await
             .map(|exported| exported.unwrap_or(Json::Null))
     }
@@ -580,7 +579,8 @@ impl App {
         let schema = self.schema();
         let target = id.to_string();
         let write_collection = collection.clone();
-        let rule_info = info.clone();
+        // Only a rule reads the request (with the resolved body) inside the transaction.
+        let rule_info = (rule.is_some() || manage_rule.is_some()).then(|| info.clone());
         Ok(WriteOp {
             collection,
             uploads,
@@ -593,12 +593,17 @@ impl App {
                 let resolved =
                     apply_input(&collection, &mut data, &body, superuser, false, &mut errors);
                 let mut rule_info = rule_info;
-                rule_info.body = resolved;
+                if let Some(rule_info) = &mut rule_info {
+                    rule_info.body = resolved;
+                }
                 // Whether the row, as it is in this transaction, passes `rule` for the
                 // resolved body.
                 let mut passes = |rule: &str| -> Result<bool, CoreError> {
+                    let rule_info = rule_info
+                        .as_ref()
+                        .ok_or_else(|| CoreError::internal("update rule without its request"))?;
                     let check =
-                        app.fetch_query(&schema, &collection, Some(rule), &target, &rule_info)?;
+                        app.fetch_query(&schema, &collection, Some(rule), &target, rule_info)?;
                     Ok(!conn.query(&check)?.rows.is_empty())
                 };
                 if let Some(rule) = &rule

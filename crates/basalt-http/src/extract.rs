@@ -16,15 +16,7 @@ use crate::error::ApiError;
 pub(crate) struct Caller(pub RequestInfo);
 
 fn snake_header(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c == '-' {
-                '_'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect()
+    name.to_ascii_lowercase().replace('-', "_")
 }
 
 /// First value of every query parameter.

@@ -168,7 +168,7 @@ async fn create(
     .await?;
     let record = state
         .app
-        .create_record_with_files(&collection, input, uploads, info.clone())
+        .create_record_with_files(&collection, input, uploads, &info)
         .await?;
     let mut records = [record];
     expand(&state, &collection, &mut records, &info).await?;
@@ -191,7 +191,7 @@ async fn update(
     .await?;
     let record = state
         .app
-        .update_record_with_files(&collection, &id, input, uploads, info.clone())
+        .update_record_with_files(&collection, &id, input, uploads, &info)
         .await?;
     let mut records = [record];
     expand(&state, &collection, &mut records, &info).await?;
