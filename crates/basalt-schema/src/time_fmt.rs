@@ -7,16 +7,37 @@ use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 /// Formats a time in PocketBase's storage format.
 pub fn format_datetime(at: OffsetDateTime) -> String {
     let at = at.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.millisecond()
-    )
+    let year = at.year();
+    if !(0..=9999).contains(&year) {
+        return format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}Z",
+            year,
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        );
+    }
+    // Digits written directly: this runs for every write (`format!` with seven padded
+    // arguments was ~1.5% of a create's instructions).
+    let mut out = String::with_capacity(24);
+    let mut digits = |value: u32, width: u32, then: char| {
+        for place in (0..width).rev() {
+            let digit = (value / 10u32.pow(place)) % 10;
+            out.push(char::from(b'0' + digit as u8));
+        }
+        out.push(then);
+    };
+    digits(year.unsigned_abs(), 4, '-');
+    digits(u32::from(u8::from(at.month())), 2, '-');
+    digits(u32::from(at.day()), 2, ' ');
+    digits(u32::from(at.hour()), 2, ':');
+    digits(u32::from(at.minute()), 2, ':');
+    digits(u32::from(at.second()), 2, '.');
+    digits(u32::from(at.millisecond()), 3, 'Z');
+    out
 }
 
 /// The current time in PocketBase's storage format.
@@ -58,6 +79,44 @@ pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatting_matches_padded_format_at_the_edges() {
+        let reference = |at: OffsetDateTime| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}Z",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second(),
+                at.millisecond()
+            )
+        };
+        let mut times: Vec<OffsetDateTime> = [
+            0_i128,
+            1_000_000_000_123_000_000,
+            1_733_340_000_999_999_999,
+            253_402_300_799_999_000_000, // 9999-12-31 23:59:59.999
+            -62_167_219_200_000_000_000, // 0000-01-01 00:00:00.000
+        ]
+        .into_iter()
+        .map(|ns| OffsetDateTime::from_unix_timestamp_nanos(ns).expect("in range"))
+        .collect();
+        times.push(OffsetDateTime::now_utc());
+        // Before year 0: the padded-format fallback.
+        times.push(OffsetDateTime::from_unix_timestamp(-62_200_000_000).expect("in range"));
+        for at in times {
+            assert_eq!(format_datetime(at), reference(at));
+        }
+        assert_eq!(
+            format_datetime(
+                OffsetDateTime::from_unix_timestamp(253_402_300_799).expect("in range")
+            ),
+            "9999-12-31 23:59:59.000Z"
+        );
+    }
 
     fn check(input: &str, expected: Option<&str>) {
         assert_eq!(
