@@ -1124,10 +1124,12 @@ fn apply_input(
             keep(&mut resolved, key, value);
             continue;
         }
-        let current = data
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| field.zero_value());
+        // The current value matters only to a modifier; it is not copied for a plain set.
+        let current = || {
+            data.get(name)
+                .cloned()
+                .unwrap_or_else(|| field.zero_value())
+        };
         let next = match (modifier, &field.kind) {
             (None, _) => field.normalize(value),
             (
@@ -1144,7 +1146,7 @@ fn apply_input(
             }
             (Some(op @ ('+' | '-')), FieldKind::Number { .. }) => {
                 let delta = field.normalize(value).as_f64().unwrap_or(0.0);
-                let base = current.as_f64().unwrap_or(0.0);
+                let base = current().as_f64().unwrap_or(0.0);
                 basalt_schema::number_json(if op == '+' {
                     base + delta
                 } else {
@@ -1155,7 +1157,7 @@ fn apply_input(
                 Some(op),
                 FieldKind::Select { .. } | FieldKind::Relation { .. } | FieldKind::File { .. },
             ) => {
-                let mut list = crate::records::list_of(&current);
+                let mut list = crate::records::list_of(&current());
                 let items = basalt_schema::to_list(value);
                 match op {
                     '+' => list.extend(
@@ -1208,13 +1210,18 @@ fn validate_all(collection: &Collection, data: &Map<String, Json>, errors: &mut 
         if errors.contains_key(&field.name) {
             continue;
         }
-        let value = data
-            .get(&field.name)
-            .cloned()
-            .unwrap_or_else(|| field.zero_value());
         if field.name == "tokenKey" && collection.is_auth() {
             continue;
         }
+        // Validated where it is (a copy of every value was ~2% of a create).
+        let zero;
+        let value = match data.get(&field.name) {
+            Some(value) => value,
+            None => {
+                zero = field.zero_value();
+                &zero
+            }
+        };
         if let FieldKind::Text {
             primary_key: true, ..
         } = field.kind
@@ -1230,7 +1237,7 @@ fn validate_all(collection: &Collection, data: &Map<String, Json>, errors: &mut 
             );
             continue;
         }
-        if let Err(error) = field.validate(&value) {
+        if let Err(error) = field.validate(value) {
             errors.insert(field.name.clone(), error);
         }
     }
