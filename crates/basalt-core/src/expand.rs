@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use basalt_filter::{normalize_expand, parse_expand};
 use basalt_schema::{Collection, Field, parse_index};
-use basalt_sql::filter::{CompiledExpr, SelectBuilder};
+use basalt_sql::filter::CompiledExpr;
 use basalt_sql::record;
 use basalt_store::Conn;
 use serde_json::{Map, Value as Json};
@@ -178,11 +178,12 @@ impl App {
         };
         let dialect = self.store().dialect();
         let ctx = request_context(info);
+        let schema = self.schema();
         let compiled = match &rule {
-            Some(rule) => self.compiled_rule_for(target, rule, &ctx)?,
+            Some(rule) => self.compiled_rule(&schema, target, rule, &ctx)?,
             None => Arc::new(CompiledExpr::always(dialect)),
         };
-        let builder = SelectBuilder::new(dialect, target, &ctx).filter(&compiled);
+        let builder = schema.select(dialect, target, &ctx).filter(&compiled);
         let query = match &restrict {
             Restrict::Ids(ids) => builder.ids(ids.clone()).list(),
             Restrict::Referencing(field, ids) => builder.referencing(field, ids.clone()).list(),

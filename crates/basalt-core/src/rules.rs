@@ -6,7 +6,7 @@ use std::sync::Arc;
 use basalt_schema::{Collection, SchemaLookup};
 use basalt_sql::filter::{
     AuthContext, CompileError, CompileErrorKind, CompileOptions, CompiledExpr, RequestContext,
-    SelectBuilder, compile_rule, compile_sort, create_check,
+    compile_rule, compile_sort, create_check,
 };
 use basalt_sql::{SqlQuery, Value};
 use serde_json::{Map, Value as Json};
@@ -52,14 +52,6 @@ pub(crate) fn request_context(info: &RequestInfo) -> RequestContext {
     }
 }
 
-/// `builder` with the snapshot's select list, when it has one for the collection.
-fn with_columns<'a>(builder: SelectBuilder<'a>, columns: Option<&'a str>) -> SelectBuilder<'a> {
-    match columns {
-        Some(columns) => builder.columns(columns),
-        None => builder,
-    }
-}
-
 /// The context of queries no rule or filter reads (a guest at time 0).
 fn no_request() -> &'static RequestContext {
     static NONE: std::sync::LazyLock<RequestContext> =
@@ -90,7 +82,7 @@ pub(crate) struct ListQueries {
 }
 
 impl App {
-    fn compiled_rule(
+    pub(crate) fn compiled_rule(
         &self,
         schema: &Schema,
         collection: &Collection,
@@ -168,14 +160,12 @@ impl App {
             ),
             None => None,
         };
-        let mut builder = SelectBuilder::new(dialect, collection, &ctx)
+        let mut builder = schema
+            .select(dialect, collection, &ctx)
             .filter(&rule)
             .filter(&filter);
         if let Some(sort) = &sort {
             builder = builder.sort(sort);
-        }
-        if let Some(columns) = schema.columns_of(collection) {
-            builder = builder.columns(columns);
         }
         let offset = (params.page - 1).max(0) as u64 * params.per_page as u64;
         let select = builder.clone().page(params.per_page as u64, offset).list();
@@ -193,18 +183,20 @@ impl App {
         info: &RequestInfo,
     ) -> Result<SqlQuery, CoreError> {
         let dialect = self.store().dialect();
-        let columns = schema.columns_of(collection);
         let Some(rule) = rule.filter(|_| !info.is_superuser()) else {
             // No rule applies: nothing reads the request, so it is not copied.
-            let builder = SelectBuilder::new(dialect, collection, no_request()).id(id);
-            return Ok(with_columns(builder, columns).list());
+            return Ok(schema
+                .select(dialect, collection, no_request())
+                .id(id)
+                .list());
         };
         let ctx = request_context(info);
         let compiled = self.compiled_rule(schema, collection, rule, &ctx)?;
-        let builder = SelectBuilder::new(dialect, collection, &ctx)
+        Ok(schema
+            .select(dialect, collection, &ctx)
             .filter(&compiled)
-            .id(id);
-        Ok(with_columns(builder, columns).list())
+            .id(id)
+            .list())
     }
 
     /// `SELECT COUNT(*)` of the new record under the create rule (1 = allowed).

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use basalt_schema::{AuthOptions, Collection, CollectionType, SchemaLookup};
+use basalt_sql::filter::{RequestContext, SelectBuilder};
 use basalt_sql::{Dialect, SqlQuery, Value};
 use basalt_store::Conn;
 use serde_json::{Value as Json, json};
@@ -43,6 +44,21 @@ impl Schema {
             .position(|c| std::ptr::eq(Arc::as_ptr(c), collection))
             .and_then(|i| self.columns.get(i))
             .map(String::as_str)
+    }
+
+    /// A select of `collection` for the caller of `ctx`, with this snapshot's select list
+    /// when `collection` is one of its own (otherwise the builder makes one).
+    pub(crate) fn select<'a>(
+        &'a self,
+        dialect: Dialect,
+        collection: &'a Collection,
+        ctx: &'a RequestContext,
+    ) -> SelectBuilder<'a> {
+        let builder = SelectBuilder::new(dialect, collection, ctx);
+        match self.columns_of(collection) {
+            Some(columns) => builder.columns(columns),
+            None => builder,
+        }
     }
 
     /// Finds a collection by id or case-insensitive name.
