@@ -12,18 +12,19 @@ pub enum Dialect {
 impl Dialect {
     /// The placeholder for the bind at 1-based position `n`.
     pub fn placeholder(self, n: usize) -> String {
-        match self {
-            Dialect::Sqlite => format!("?{n}"),
-            Dialect::Postgres => format!("${n}"),
-        }
+        let mut out = String::with_capacity(4);
+        self.push_placeholder(&mut out, n);
+        out
     }
 
-    /// [`Dialect::placeholder`] appended to `out`.
+    /// [`Dialect::placeholder`] appended to `out`, without a string of its own.
     pub fn push_placeholder(self, out: &mut String, n: usize) {
         out.push(match self {
             Dialect::Sqlite => '?',
             Dialect::Postgres => '$',
         });
+        // Digits by hand: `write!` costs ~200 instructions a placeholder, and an INSERT
+        // has one per field (measured: +2k instructions per create).
         let mut digits = [0u8; 20];
         let mut at = digits.len();
         let mut rest = n;
@@ -136,7 +137,12 @@ mod tests {
             for n in [0, 1, 9, 10, 11, 99, 100, 65_535, usize::MAX] {
                 let mut out = String::from("x");
                 dialect.push_placeholder(&mut out, n);
-                assert_eq!(out, format!("x{}", dialect.placeholder(n)));
+                let expected = match dialect {
+                    Dialect::Sqlite => format!("x?{n}"),
+                    Dialect::Postgres => format!("x${n}"),
+                };
+                assert_eq!(out, expected);
+                assert_eq!(dialect.placeholder(n), expected[1..]);
             }
         }
     }

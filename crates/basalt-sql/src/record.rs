@@ -253,7 +253,7 @@ pub fn existing_ids(target: &Collection, ids: &[String], dialect: Dialect) -> Sq
             sql.push_str("SELECT \"id\" FROM ");
             sql.push_str(&table);
             sql.push_str(" WHERE \"id\" = ");
-            sql.push_str(&dialect.placeholder(n));
+            dialect.push_placeholder(&mut sql, n);
         }
         return SqlQuery::with_binds(sql, binds);
     }
@@ -302,17 +302,23 @@ mod tests {
     use basalt_schema::CollectionType;
     use serde_json::json;
 
+    /// A base collection `name` with `id`, `title` (text) and `views` (number).
+    fn posts(name: &str) -> Collection {
+        let mut posts = Collection::new(CollectionType::Base, name);
+        for field in [
+            json!({"name": "title", "type": "text"}),
+            json!({"name": "views", "type": "number"}),
+        ] {
+            posts
+                .fields
+                .push(serde_json::from_value(field).expect("a valid test field"));
+        }
+        posts
+    }
+
     #[test]
     fn insert_names_every_field_and_fills_missing_ones_with_zero_values() {
-        let mut posts = Collection::new(CollectionType::Base, "po\"sts");
-        posts.fields.push(
-            serde_json::from_value(json!({"name": "title", "type": "text"}))
-                .expect("a valid test value"),
-        );
-        posts.fields.push(
-            serde_json::from_value(json!({"name": "views", "type": "number"}))
-                .expect("a valid test value"),
-        );
+        let posts = posts("po\"sts");
         let data = json!({"id": "p1", "title": "t"})
             .as_object()
             .cloned()
@@ -339,15 +345,7 @@ mod tests {
 
     #[test]
     fn update_sets_only_the_changed_fields_in_field_order() {
-        let mut posts = Collection::new(CollectionType::Base, "posts");
-        posts.fields.push(
-            serde_json::from_value(json!({"name": "title", "type": "text"}))
-                .expect("a valid test value"),
-        );
-        posts.fields.push(
-            serde_json::from_value(json!({"name": "views", "type": "number"}))
-                .expect("a valid test value"),
-        );
+        let posts = posts("posts");
         let changes = json!({"views": 3, "title": "t", "unknown": 1})
             .as_object()
             .cloned()
