@@ -84,6 +84,20 @@ pub(crate) fn setup(db: &mut dyn Db, schema: &TestSchema, rows: &[(&str, Map<Str
     }
 }
 
+/// A SQLite and a PostgreSQL database (`pg_name` names the latter) with the same tables
+/// and rows.
+pub(crate) fn both(
+    schema: &TestSchema,
+    rows: &[(&str, Map<String, Json>)],
+    pg_name: &str,
+) -> (Sqlite, Postgres) {
+    let mut lite = Sqlite::new();
+    setup(&mut lite, schema, rows);
+    let mut pg = Postgres::new(pg_name);
+    setup(&mut pg, schema, rows);
+    (lite, pg)
+}
+
 pub(crate) struct Sqlite(rusqlite::Connection);
 
 impl Sqlite {

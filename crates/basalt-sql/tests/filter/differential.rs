@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Map, Value as Json, json};
 
-use crate::db::{Db, Postgres, Sqlite, setup};
+use crate::db::{Db, Postgres, Sqlite, both, setup};
 use crate::schema::{NOW_MS, TestSchema, schema};
 
 // ---------------------------------------------------------------------------
@@ -811,10 +811,7 @@ fn a_guest_never_passes_a_rule_naming_the_auth_id() {
     let schema = schema();
     let data = dataset();
     let rows = rows(&data);
-    let mut lite = Sqlite::new();
-    setup(&mut lite, &schema, &rows);
-    let mut pg = Postgres::new("guest");
-    setup(&mut pg, &schema, &rows);
+    let (mut lite, mut pg) = both(&schema, &rows, "guest");
     let guest = RequestContext::guest(NOW_MS);
     let others = [
         "author",

@@ -5,7 +5,7 @@ use basalt_sql::filter::{
     CompileOptions, FilterMode, SelectBuilder, compile_filter, compile_rule, compile_sort,
 };
 
-use crate::db::{Db, Postgres, Sqlite, setup};
+use crate::db::{Db, both};
 use crate::schema::{dataset, schema, superuser_ctx, user_ctx};
 use crate::snapshots::CASES;
 
@@ -61,10 +61,7 @@ fn run(db: &mut dyn Db, kind: &str, coll: &str, input: &str) -> Result<Vec<Strin
 fn snapshot_cases_agree_on_sqlite_and_postgres() {
     let schema = schema();
     let rows = dataset();
-    let mut lite = Sqlite::new();
-    setup(&mut lite, &schema, &rows);
-    let mut pg = Postgres::new("cases");
-    setup(&mut pg, &schema, &rows);
+    let (mut lite, mut pg) = both(&schema, &rows, "cases");
     let mut failures = Vec::new();
     let mut ran = 0;
     for (kind, coll, input) in CASES {
@@ -102,10 +99,7 @@ fn statements_run_on_sqlite_and_postgres() {
     let schema = schema();
     let rows = dataset();
     let posts = schema.get("posts");
-    let mut lite = Sqlite::new();
-    setup(&mut lite, &schema, &rows);
-    let mut pg = Postgres::new("stmts");
-    setup(&mut pg, &schema, &rows);
+    let (mut lite, mut pg) = both(&schema, &rows, "stmts");
     let user = user_ctx(&schema);
     let guest = RequestContext::guest(crate::schema::NOW_MS);
     let mut results = Vec::new();
@@ -243,10 +237,7 @@ fn submitted_lists_behave_like_pocketbase() {
         (serde_json::Value::Null, "@request.body.views = 0", 0),
         (serde_json::Value::Null, "@request.body.nope = null", 1),
     ];
-    let mut lite = Sqlite::new();
-    setup(&mut lite, &schema, &[]);
-    let mut pg = Postgres::new("body");
-    setup(&mut pg, &schema, &[]);
+    let (mut lite, mut pg) = both(&schema, &[], "body");
     for db in [&mut lite as &mut dyn Db, &mut pg as &mut dyn Db] {
         for (tags, rule, expected) in cases {
             let mut ctx = basalt_sql::filter::RequestContext::guest(crate::schema::NOW_MS);
@@ -280,10 +271,7 @@ fn existing_ids_agree_on_sqlite_and_postgres_at_the_lookup_limit() {
     let schema = schema();
     let rows = dataset();
     let users = schema.get("users");
-    let mut lite = Sqlite::new();
-    setup(&mut lite, &schema, &rows);
-    let mut pg = Postgres::new("existing");
-    setup(&mut pg, &schema, &rows);
+    let (mut lite, mut pg) = both(&schema, &rows, "existing");
     let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let padded = |n: usize| {
         let mut list = ids(&["u1", "u2", "u3"]);
