@@ -1066,17 +1066,28 @@ def rt_targets(rows):
                  + (f" (PocketBase {largest[0]['servers']['pocketbase']['kb_per_conn']:.1f} KB)"
                     if "pocketbase" in largest[0]["servers"] else "")
                  + f": {mark(largest[1]['kb_per_conn'] < RT_TARGETS['kb_per_conn'])}")
-    for e, v in bas:
-        if "vs_pb" not in e:
-            continue
+    # Capacity: a ratio only measures it where Basalt fell behind the offered load; where
+    # Basalt delivered everything offered, the ratio is a lower bound set by the offer.
+    judged = [(e, v) for e, v in bas if "vs_pb" in e]
+    top = max(judged, key=lambda x: (x[0]["clients"] * x[0]["rate"])) if judged else None
+    for e, v in judged:
         pb = e["servers"]["pocketbase"]
         offered = e["clients"] * e["rate"]
-        kept_up = pb["missing"] == 0 and pb["delivered_per_s"] >= 0.9 * pb["subscribed"] * e["rate"]
+        pb_kept_up = pb["missing"] == 0 and pb["delivered_per_s"] >= 0.9 * pb["subscribed"] * e["rate"]
+        bas_kept_up = v["missing"] == 0 and v["delivered_per_s"] >= 0.97 * v["subscribed"] * e["rate"]
+        ok = e["vs_pb"] >= RT_TARGETS["vs_pb"]
+        if ok or e is top or not bas_kept_up:
+            verdict = mark(ok)
+        else:
+            verdict = ("**not judged here** (Basalt delivered all it was offered, so the ratio is a lower "
+                       "bound set by the offer; the highest offered rate judges it)")
         lines.append(f"- realtime: delivered messages/s >= {RT_TARGETS['vs_pb']:g}x PocketBase's "
                      f"(N={e['clients']:,}, {e['rate']:g} writes/s, offered {offered:,.0f} msg/s): "
-                     f"{e['vs_pb']:.2f}x: {mark(e['vs_pb'] >= RT_TARGETS['vs_pb'])}"
+                     f"{e['vs_pb']:.2f}x: {verdict}"
                      + (" (PocketBase kept up with the offered load here, so the ratio cannot exceed ~1: "
-                        "raise --rt-rate or --rt-clients until PocketBase falls behind)" if kept_up else ""))
+                        "raise --rt-rate or --rt-clients until PocketBase falls behind)" if pb_kept_up else "")
+                     + (" (Basalt kept up with the offered load: raise --rt-rate to measure its capacity)"
+                        if bas_kept_up and e is top and not ok else ""))
     return "\n".join(lines)
 
 
@@ -1342,7 +1353,9 @@ def main():
     ap.add_argument("--realtime", default=None, help="the bench/realtime load client (group realtime)")
     ap.add_argument("--rt-clients", default=None,
                     help="realtime: comma-separated subscriber counts N (default 10000; quick 1000)")
-    ap.add_argument("--rt-rate", default="10", help="realtime: comma-separated writes/s R (default 10)")
+    ap.add_argument("--rt-rate", default=None,
+                    help="realtime: comma-separated writes/s R (default 10,30; 10 in quick mode): the "
+                         "lowest rate judges latency, the highest delivered/s (capacity)")
     ap.add_argument("--rt-duration", type=float, default=None,
                     help="realtime: seconds of writing D (default 30; quick 5)")
     ap.add_argument("--rt-rounds", type=int, default=None,
@@ -1381,6 +1394,8 @@ def main():
         o.out = os.path.join(WORK, "BENCHMARKS-quick.md") if o.quick else os.path.join(ROOT, "BENCHMARKS.md")
     if o.rt_clients is None:
         o.rt_clients = "1000" if o.quick else "10000"
+    if o.rt_rate is None:
+        o.rt_rate = "10" if o.quick else "10,30"
     if o.rt_duration is None:
         o.rt_duration = 5.0 if o.quick else 30.0
     if o.rt_rounds is None:

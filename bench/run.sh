@@ -6,7 +6,7 @@
 #   bench/run.sh --quick    ~2-3 min: 10k rows, 2 rounds of 2 s, no 100k set;
 #                           writes bench/.work/BENCHMARKS-quick.md
 #   bench/run.sh --only realtime --out bench/.work/BENCHMARKS-realtime.md
-#                           realtime (issue 7): 10k SSE subscribers, 10 writes/s for 30 s, 2 rounds
+#                           realtime (issue 7): 10k SSE subscribers, 10 and 30 writes/s for 30 s, 2 rounds
 #   Any other argument goes to bench/bench.py (e.g. --only reads,writes --rounds 5,
 #   --out FILE, --sync normal, --rt-clients 1000,10000 --rt-rate 10,50); bench/bench.py --help
 #   lists them.

@@ -10,6 +10,8 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
@@ -17,7 +19,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use basalt_core::ConnectError;
+use basalt_core::{ConnectError, Connection, Message};
+use futures_util::Stream;
 use serde_json::{Value as Json, json};
 
 use crate::AppState;
@@ -63,30 +66,12 @@ async fn connect(State(state): State<AppState>, peer: Peer) -> Response {
             );
         }
     };
-    let id_line = format!("id:{}\n", connection.client_id()).into_bytes();
-    // Whatever is queued when the stream is polled goes out as one chunk: the client's
-    // `id:` line before each shared `event:`/`data:` frame.
-    let frames = futures_util::stream::unfold(
-        (connection, Vec::new()),
-        move |(mut connection, mut batch)| {
-            let id_line = id_line.clone();
-            async move {
-                if !connection.recv_many(&mut batch, BATCH).await {
-                    return None;
-                }
-                let size: usize = batch.iter().map(|m| id_line.len() + m.bytes().len()).sum();
-                let mut chunk = Vec::with_capacity(size);
-                for message in batch.drain(..) {
-                    chunk.extend_from_slice(&id_line);
-                    chunk.extend_from_slice(message.bytes());
-                }
-                Some((
-                    Ok::<Bytes, Infallible>(Bytes::from(chunk)),
-                    (connection, batch),
-                ))
-            }
-        },
-    );
+    let id_line = format!("id:{}\n", connection.client_id()).into_boxed_str();
+    let frames = Frames {
+        connection,
+        id_line,
+        batch: Vec::new(),
+    };
     let mut response = Body::from_stream(frames).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -100,6 +85,40 @@ async fn connect(State(state): State<AppState>, peer: Peer) -> Response {
 
 /// Most messages written in one chunk.
 const BATCH: usize = 64;
+
+/// A client's stream body: whatever is queued when it is polled goes out as one chunk,
+/// the client's `id:` line before each shared `event:`/`data:` frame.
+struct Frames {
+    connection: Connection,
+    id_line: Box<str>,
+    batch: Vec<Message>,
+}
+
+impl Stream for Frames {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match this.connection.poll_recv_many(cx, &mut this.batch, BATCH) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(false) => Poll::Ready(None),
+            Poll::Ready(true) => {
+                let id_line = this.id_line.as_bytes();
+                let size: usize = this
+                    .batch
+                    .iter()
+                    .map(|m| id_line.len() + m.bytes().len())
+                    .sum();
+                let mut chunk = Vec::with_capacity(size);
+                for message in this.batch.drain(..) {
+                    chunk.extend_from_slice(id_line);
+                    chunk.extend_from_slice(message.bytes());
+                }
+                Poll::Ready(Some(Ok(Bytes::from(chunk))))
+            }
+        }
+    }
+}
 
 const INVALID: &str = "Something went wrong while processing your request.";
 

@@ -1,16 +1,24 @@
 //! The broker: connected clients, their subscriptions and stored auth, a bounded queue
 //! per client, and the connection caps.
 //!
-//! Locks: the registry lock is taken before a client's own lock, never the other way
-//! round, and neither is held across an `.await`. Sending never waits: a client whose
-//! queue is full is dropped (its stream ends), so a slow reader cannot hold up writers
-//! or other clients.
+//! Locks: the registry lock is taken before a client's own locks, never the other way
+//! round, and none is held across an `.await` or while waking a task. Sending never
+//! waits: a client whose queue is full is dropped (its stream ends), so a slow reader
+//! cannot hold up writers or other clients.
+//!
+//! A client's queue is a `VecDeque` and the waker of its stream behind one small lock:
+//! a send is one lock, a push and at most one wake-up. (A tokio channel per client did
+//! the same with a semaphore, a block list and an atomic waker, each its own cache lines
+//! to miss when one event goes to 10,000 clients.)
 
+use std::collections::VecDeque;
 use std::collections::{HashMap, HashSet};
+use std::future::{Future, poll_fn};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use basalt_schema::random_string;
@@ -93,10 +101,20 @@ impl AsRef<[u8]> for Message {
 pub(crate) struct Client {
     pub(crate) id: Arc<str>,
     ip: Option<IpAddr>,
-    /// Taken (dropped) when the client is killed, which wakes its stream.
-    sender: Mutex<Option<mpsc::Sender<Message>>>,
     closed: AtomicBool,
+    queue: Mutex<Queue>,
     pub(crate) state: Mutex<ClientState>,
+}
+
+/// Messages waiting for a client's stream, and the stream's waker.
+#[derive(Default)]
+struct Queue {
+    messages: VecDeque<Message>,
+    /// The stream's task, while it waits for a message.
+    waker: Option<Waker>,
+    /// Set when the client is killed or removed: its stream ends at once, queued
+    /// messages or not, and nothing more is queued.
+    ended: bool,
 }
 
 /// What a client asked for, and as whom.
@@ -188,12 +206,11 @@ impl Broker {
                 break candidate;
             }
         };
-        let (sender, receiver) = mpsc::channel(config.client_buffer.max(1));
         let client = Arc::new(Client {
             id: id.clone(),
             ip,
-            sender: Mutex::new(Some(sender)),
             closed: AtomicBool::new(false),
+            queue: Mutex::new(Queue::default()),
             state: Mutex::new(ClientState::default()),
         });
         registry.clients.insert(id, client.clone());
@@ -205,7 +222,6 @@ impl Broker {
         Ok(Connection {
             broker: self.clone(),
             client,
-            receiver,
             greeted: false,
             idle: config.idle_timeout,
             deadline,
@@ -313,6 +329,7 @@ impl Broker {
     /// Removes a client (its stream ended or it was dropped). Idempotent.
     fn remove(&self, client: &Arc<Client>) {
         client.closed.store(true, Ordering::Release);
+        client.queue.lock().ended = true;
         let mut registry = self.0.registry.write();
         let registered = registry
             .clients
@@ -343,27 +360,40 @@ impl Broker {
     /// Ends a client's stream now and forgets it.
     fn kill(&self, client: &Arc<Client>) {
         client.closed.store(true, Ordering::Release);
-        drop(client.sender.lock().take());
+        let waker = {
+            let mut queue = client.queue.lock();
+            queue.ended = true;
+            queue.messages.clear();
+            queue.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         self.remove(client);
     }
 
-    /// Queues a message for a client without waiting; a full queue drops the client.
+    /// Queues a message for a client without waiting; a full queue (`client_buffer`
+    /// messages) drops the client.
     pub(crate) fn send(&self, client: &Arc<Client>, message: Message) {
-        if client.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let sent = match client.sender.lock().as_ref() {
-            Some(sender) => sender.try_send(message),
-            None => return,
-        };
-        match sent {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        let waker = {
+            let mut queue = client.queue.lock();
+            if queue.ended {
+                return;
+            }
+            if queue.messages.len() >= self.0.config.client_buffer.max(1) {
+                // Ended under the lock, so a concurrent sender neither queues nor counts.
+                queue.ended = true;
+                drop(queue);
                 self.0.dropped_slow.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(client = %client.id, "realtime client too slow, dropped");
                 self.kill(client);
+                return;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.remove(client),
+            queue.messages.push_back(message);
+            queue.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
@@ -515,7 +545,6 @@ fn same_auth(a: &Auth, b: &Auth) -> bool {
 pub struct Connection {
     broker: Broker,
     client: Arc<Client>,
-    receiver: mpsc::Receiver<Message>,
     greeted: bool,
     idle: Duration,
     deadline: Instant,
@@ -546,31 +575,50 @@ impl Connection {
     /// Appends up to `limit` messages (at least one) to `out`, waiting for the first;
     /// `false` when the stream must end (see [`Connection::recv`]).
     pub async fn recv_many(&mut self, out: &mut Vec<Message>, limit: usize) -> bool {
+        poll_fn(|cx| self.poll_recv_many(cx, out, limit)).await
+    }
+
+    /// [`Connection::recv_many`] as a poll: `Ready(true)` once messages were appended,
+    /// `Ready(false)` when the stream must end, `Pending` (the task is woken by the next
+    /// message, a kill or the stream's timer) otherwise.
+    pub fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Message>,
+        limit: usize,
+    ) -> Poll<bool> {
         if !self.greeted {
             self.greeted = true;
             let data = format!("{{\"clientId\":\"{}\"}}", self.client.id);
             out.push(Message::new("PB_CONNECT", &data));
-            return true;
+            return Poll::Ready(true);
         }
         loop {
-            if self.client.closed.load(Ordering::Acquire) {
-                return false;
-            }
-            tokio::select! {
-                biased;
-                received = self.receiver.recv_many(out, limit.max(1)) => {
-                    // Killed clients end at once, even with messages still queued.
-                    if received == 0 || self.client.closed.load(Ordering::Acquire) {
-                        return false;
-                    }
-                    self.last_message = Instant::now();
-                    return true;
+            {
+                let mut queue = self.client.queue.lock();
+                // Killed clients end at once, even with messages still queued.
+                if queue.ended {
+                    return Poll::Ready(false);
                 }
-                () = self.timer.as_mut() => {
+                if !queue.messages.is_empty() {
+                    let take = queue.messages.len().min(limit.max(1));
+                    out.extend(queue.messages.drain(..take));
+                    drop(queue);
+                    self.last_message = Instant::now();
+                    return Poll::Ready(true);
+                }
+                match &mut queue.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+            }
+            match self.timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
                     let now = Instant::now();
                     let idle_end = self.last_message + self.idle;
                     if now >= self.deadline || now >= idle_end {
-                        return false;
+                        return Poll::Ready(false);
                     }
                     self.timer.as_mut().reset(idle_end.min(self.deadline));
                 }
@@ -590,5 +638,120 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("client_id", &self.client.id)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(client_buffer: usize) -> Broker {
+        Broker::new(RealtimeConfig {
+            client_buffer,
+            ..RealtimeConfig::default()
+        })
+    }
+
+    /// Connects and reads `PB_CONNECT`; returns the connection and its broker-side client.
+    async fn connected(broker: &Broker) -> (Connection, Arc<Client>) {
+        let mut connection = broker.connect(None).expect("connect");
+        let hello = connection.recv().await.expect("PB_CONNECT");
+        assert!(hello.bytes().starts_with(b"event:PB_CONNECT\ndata:"));
+        let client = broker.find(connection.client_id()).expect("registered");
+        (connection, client)
+    }
+
+    fn event(n: usize) -> Message {
+        Message::new("notes/*", &format!("{{\"n\":{n}}}"))
+    }
+
+    #[tokio::test]
+    async fn a_queue_holds_client_buffer_messages_and_one_more_drops_the_client() {
+        let broker = broker(3);
+        let (mut connection, client) = connected(&broker).await;
+        for n in 0..3 {
+            broker.send(&client, event(n));
+        }
+        assert_eq!(broker.stats().dropped_slow, 0, "3 of 3 queued: kept");
+        let mut out = Vec::new();
+        assert!(connection.recv_many(&mut out, 10).await);
+        let got: Vec<&[u8]> = out.iter().map(Message::bytes).collect();
+        assert_eq!(got, [event(0).bytes(), event(1).bytes(), event(2).bytes()]);
+
+        for n in 3..7 {
+            broker.send(&client, event(n));
+        }
+        let stats = broker.stats();
+        assert_eq!(
+            stats.dropped_slow, 1,
+            "the 4th queued message drops the client"
+        );
+        assert_eq!(stats.clients, 0);
+        assert!(
+            connection.recv().await.is_none(),
+            "a dropped client's stream ends without its queued messages"
+        );
+        broker.send(&client, event(7));
+        assert_eq!(
+            broker.stats().dropped_slow,
+            1,
+            "a dropped client is not dropped again"
+        );
+    }
+
+    #[tokio::test]
+    async fn recv_many_takes_at_most_limit_in_order() {
+        let broker = broker(16);
+        let (mut connection, client) = connected(&broker).await;
+        for n in 0..5 {
+            broker.send(&client, event(n));
+        }
+        let mut out = Vec::new();
+        assert!(connection.recv_many(&mut out, 2).await);
+        assert!(connection.recv_many(&mut out, 2).await);
+        assert!(connection.recv_many(&mut out, 2).await);
+        let got: Vec<Vec<u8>> = out.iter().map(|m| m.bytes().to_vec()).collect();
+        let want: Vec<Vec<u8>> = (0..5).map(|n| event(n).bytes().to_vec()).collect();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_stream_is_woken_by_a_send_and_by_shutdown() {
+        let broker = broker(16);
+        let (mut connection, client) = connected(&broker).await;
+        let reader = tokio::spawn(async move {
+            let first = connection.recv().await.map(|m| m.bytes().to_vec());
+            let second = connection.recv().await.map(|m| m.bytes().to_vec());
+            (first, second)
+        });
+        // Give the reader time to park on an empty queue before each wake-up.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        broker.send(&client, event(1));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        broker.shutdown();
+        let (first, second) = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("woken")
+            .expect("reader");
+        assert_eq!(first.as_deref(), Some(event(1).bytes()));
+        assert_eq!(second, None, "shutdown ends the stream");
+        assert!(broker.connect(None).is_err(), "no connects after shutdown");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_connection_unregisters_and_takes_no_more_messages() {
+        let broker = broker(2);
+        let (connection, client) = connected(&broker).await;
+        drop(connection);
+        assert_eq!(broker.stats().clients, 0);
+        for n in 0..5 {
+            broker.send(&client, event(n));
+        }
+        assert_eq!(
+            broker.stats().dropped_slow,
+            0,
+            "nothing queued for a gone client"
+        );
+        assert!(client.queue.lock().messages.is_empty());
     }
 }

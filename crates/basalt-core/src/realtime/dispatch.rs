@@ -496,12 +496,21 @@ impl App {
             action.as_str()
         );
         let broker = self.realtime();
+        // One frame per event name; most targets of a group share the previous one's name.
         let mut frames: HashMap<Arc<str>, Message> = HashMap::new();
+        let mut last: Option<(Arc<str>, Message)> = None;
         for (client, event) in group.targets {
-            let message = frames
-                .entry(event)
-                .or_insert_with_key(|event| Message::new(event, &data))
-                .clone();
+            let message = match &last {
+                Some((name, message)) if *name == event => message.clone(),
+                _ => {
+                    let message = frames
+                        .entry(event.clone())
+                        .or_insert_with_key(|event| Message::new(event, &data))
+                        .clone();
+                    last = Some((event, message.clone()));
+                    message
+                }
+            };
             broker.send(&client, message);
         }
     }
