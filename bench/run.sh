@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Basalt vs PocketBase vs a bare axum+rusqlite ceiling, side by side on loopback.
 #
-#   bench/run.sh            full run (~20 min): 10k rows, all scenarios, 3 rounds of 4 s,
+#   bench/run.sh            full run (~25-30 min): 10k rows, all scenarios, 3 rounds of 4 s,
 #                           then the read scenarios on 100k rows; rewrites BENCHMARKS.md
 #   bench/run.sh --quick    ~2-3 min: 10k rows, 2 rounds of 2 s, no 100k set;
 #                           writes bench/.work/BENCHMARKS-quick.md
