@@ -601,10 +601,16 @@ impl Connection {
                     return Poll::Ready(false);
                 }
                 if !queue.messages.is_empty() {
+                    // A stream that always has a message never waits on its timer, so
+                    // the lifetime is checked here too.
+                    let now = Instant::now();
+                    if now >= self.deadline {
+                        return Poll::Ready(false);
+                    }
                     let take = queue.messages.len().min(limit.max(1));
                     out.extend(queue.messages.drain(..take));
                     drop(queue);
-                    self.last_message = Instant::now();
+                    self.last_message = now;
                     return Poll::Ready(true);
                 }
                 match &mut queue.waker {
@@ -736,6 +742,34 @@ mod tests {
         assert_eq!(first.as_deref(), Some(event(1).bytes()));
         assert_eq!(second, None, "shutdown ends the stream");
         assert!(broker.connect(None).is_err(), "no connects after shutdown");
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_is_never_idle_still_ends_at_its_lifetime() {
+        let broker = Broker::new(RealtimeConfig {
+            max_lifetime: Duration::from_millis(300),
+            idle_timeout: Duration::from_secs(60),
+            ..RealtimeConfig::default()
+        });
+        let (mut connection, client) = connected(&broker).await;
+        let started = std::time::Instant::now();
+        let mut delivered = 0;
+        // A message is always waiting when the stream is polled; at most 4 s of them.
+        for n in 0..200 {
+            broker.send(&client, event(n));
+            if connection.recv().await.is_none() {
+                break;
+            }
+            delivered += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let lived = started.elapsed();
+        assert!(delivered >= 1, "messages flow before the lifetime ends");
+        assert!(delivered < 200, "the stream ended ({delivered} messages)");
+        assert!(
+            lived >= Duration::from_millis(300) && lived < Duration::from_secs(3),
+            "ended after {lived:?}"
+        );
     }
 
     #[tokio::test]
