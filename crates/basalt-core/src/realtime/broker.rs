@@ -112,8 +112,8 @@ struct Queue {
     messages: VecDeque<Message>,
     /// The stream's task, while it waits for a message.
     waker: Option<Waker>,
-    /// Set when the client is killed or removed: its stream ends at once, queued
-    /// messages or not, and nothing more is queued.
+    /// Set when the client is removed: its stream ends at once, queued messages or
+    /// not, and nothing more is queued.
     ended: bool,
 }
 
@@ -237,7 +237,7 @@ impl Broker {
         self.0.closing.store(true, Ordering::Release);
         let clients: Vec<Arc<Client>> = self.0.registry.read().clients.values().cloned().collect();
         for client in clients {
-            self.kill(&client);
+            self.remove(&client);
         }
     }
 
@@ -326,10 +326,19 @@ impl Broker {
         state.indexed = wanted;
     }
 
-    /// Removes a client (its stream ended or it was dropped). Idempotent.
+    /// Ends a client's stream now, queued messages or not, and forgets the client: when
+    /// it is killed (too slow, shutdown) or its stream was dropped. Idempotent.
     fn remove(&self, client: &Arc<Client>) {
         client.closed.store(true, Ordering::Release);
-        client.queue.lock().ended = true;
+        let waker = {
+            let mut queue = client.queue.lock();
+            queue.ended = true;
+            queue.messages.clear();
+            queue.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         let mut registry = self.0.registry.write();
         let registered = registry
             .clients
@@ -357,21 +366,6 @@ impl Broker {
         }
     }
 
-    /// Ends a client's stream now and forgets it.
-    fn kill(&self, client: &Arc<Client>) {
-        client.closed.store(true, Ordering::Release);
-        let waker = {
-            let mut queue = client.queue.lock();
-            queue.ended = true;
-            queue.messages.clear();
-            queue.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        self.remove(client);
-    }
-
     /// Queues a message for a client without waiting; a full queue (`client_buffer`
     /// messages) drops the client.
     pub(crate) fn send(&self, client: &Arc<Client>, message: Message) {
@@ -386,7 +380,7 @@ impl Broker {
                 drop(queue);
                 self.0.dropped_slow.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(client = %client.id, "realtime client too slow, dropped");
-                self.kill(client);
+                self.remove(client);
                 return;
             }
             queue.messages.push_back(message);
